@@ -1,0 +1,161 @@
+"""The ``jobtask-widgets`` command: ``serve``, ``sample`` and ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import JobTaskError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from .sample import Sample
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except JobTaskError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jobtask-widgets", description=__doc__)
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="serve a store folder over the job-task HTTP API")
+    serve.add_argument("root", type=Path, metavar="ROOT", help="the store folder (ROOT/projects/...)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8042, help="port to listen on; 0 takes a free one (default 8042)")
+    _server_options(serve)
+    serve.set_defaults(run=_serve)
+
+    sample = sub.add_parser("sample", help="write the sample store (two job tasks) into ROOT")
+    sample.add_argument("root", type=Path, metavar="ROOT")
+    sample.set_defaults(run=_sample)
+
+    demo = sub.add_parser("demo", help="serve the sample store from a temporary folder")
+    demo.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    demo.add_argument("--port", type=int, default=8042, help="port; a free one when this is taken (default 8042)")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def _server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--credentials", type=Path, help="credentials file (default ROOT/credentials.json)")
+    parser.add_argument("--token-ttl", type=int, default=3600, help="access token lifetime in s (>= 300)")
+    parser.add_argument("--url-ttl", type=int, default=600, help="signed download URL lifetime in s")
+    parser.add_argument("--secret", help="HMAC secret shared by workers (default $JOBTASK_SERVER_SECRET or random)")
+    parser.add_argument("--cache-dir", type=Path, help="where built archives go (default ROOT/.cache)")
+    parser.add_argument("--public-url", help="base of signed URLs when behind a proxy")
+    parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .server.app import create_app
+    from .server.run import bind
+
+    try:
+        app = create_app(
+            args.root,
+            credentials_file=args.credentials,
+            token_ttl=args.token_ttl,
+            url_ttl=args.url_ttl,
+            secret=args.secret,
+            cache_dir=args.cache_dir,
+            public_url=args.public_url,
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror}; try --port 0", file=sys.stderr)
+        return 2
+    return _run(app, sock, args.log_level, banner=lambda url: _credentials_banner(app))
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from .sample import write_sample
+
+    sample = write_sample(args.root)
+    print(f"Sample store written to {sample.root}")
+    print(f"  project {sample.project_id}, job {sample.job_id}")
+    for task in sample.task_ids:
+        print(f"  task {task}: {sample.task_dir(task)}")
+    print(f"Serve it with: jobtask-widgets serve {sample.root}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .sample import write_sample
+    from .server.app import create_app
+    from .server.run import bind
+
+    with tempfile.TemporaryDirectory(prefix="jobtask-widgets-demo-") as tmp:
+        sample = write_sample(Path(tmp) / "store")
+        app = create_app(sample.root)
+        try:
+            sock = bind(args.host, args.port)
+        except OSError:
+            sock = bind(args.host, 0)
+        return _run(app, sock, "warning", banner=lambda url: _demo_banner(url, sample))
+
+
+def _run(app: FastAPI, sock: socket.socket, log_level: str, banner: Callable[[str], str]) -> int:
+    """Serve until Ctrl-C; print ``API: <url>`` and the banner once listening."""
+    from .server.run import make_server, url_of
+
+    url = url_of(sock)
+
+    def listening() -> None:
+        print(f"API: {url}", flush=True)
+        print(banner(url), flush=True)
+        print("Press Ctrl-C to stop.", flush=True)
+
+    server = make_server(app, sock, on_listening=listening, log_level=log_level)
+    server.run(sockets=[sock])
+    return 0 if server.started else 1
+
+
+def _credentials_banner(app: FastAPI) -> str:
+    creds = app.state.credentials
+    users = ", ".join(sorted(creds.users)) or "none"
+    return (
+        f"Accepts: client_credentials with project id {creds.project_id} and API key {creds.project_api_key}\n"
+        f"         password grant for users: {users} (passwords in the credentials file)"
+    )
+
+
+def _demo_banner(url: str, s: Sample) -> str:
+    task = f"{url}/projects/{s.project_id}/jobs/{s.job_id}/tasks/{s.task_ids[0]}"
+    return f"""Sample store: {s.root}
+Credentials: project id {s.project_id}, API key {s.project_api_key}
+
+Walk the API with curl:
+  TOKEN=$(curl -s -u {s.project_id}:{s.project_api_key} -d grant_type=client_credentials {url}/oauth/token \\
+          | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  curl -s -H "Authorization: Bearer $TOKEN" {url}/projects/{s.project_id}/jobs/{s.job_id}/tasks/
+  curl -s -H "Authorization: Bearer $TOKEN" {task}/outputs/data-json/
+  URL=$(curl -s -H "Authorization: Bearer $TOKEN" {task}/downloads/results/ \\
+        | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["url"])')
+  curl -s -o results.tar.gz "$URL" && tar tzf results.tar.gz
+  curl -s -H "Authorization: Bearer $TOKEN" {task}/outputs/quicklooks/
+  curl -s -o preview.png -H "Authorization: Bearer $TOKEN" {task}/outputs/quicklooks/preview.png"""
+
+
+if __name__ == "__main__":
+    sys.exit(main())

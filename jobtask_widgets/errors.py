@@ -1,0 +1,81 @@
+"""The exceptions raised by jobtask_widgets.
+
+Every error the package raises on purpose derives from one base, so a caller can catch
+``JobTaskError`` and know it came from here. Bad arguments raise ``ValueError`` instead,
+with what was wrong and what is accepted.
+
+```
+JobTaskError
+├── AuthenticationError      bad or missing credentials, refused token
+├── APIError                 any other error answer (status, code, message, URL)
+│   └── NotFoundError        unknown project, job, task or quicklook
+├── DownloadError            transfer failed after retries, size mismatch, expired URL twice
+│   └── UnsafeArchiveError   a member that would escape, a link, a device, a bomb
+├── RasterError              a raster that cannot be read (names the file and GDAL's reason)
+└── StoreError               a server store folder that breaks the layout (names the task)
+```
+
+Errors from other libraries (requests, rasterio, tarfile) are translated at the boundary
+with ``raise ... from exc``, so the original cause stays attached.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "DownloadError",
+    "JobTaskError",
+    "NotFoundError",
+    "RasterError",
+    "StoreError",
+    "UnsafeArchiveError",
+]
+
+
+class JobTaskError(Exception):
+    """Base of every error raised on purpose by jobtask_widgets."""
+
+
+class AuthenticationError(JobTaskError):
+    """Credentials are missing or wrong, or the server refused the token."""
+
+
+class APIError(JobTaskError):
+    """The server answered with an error other than an authentication failure.
+
+    Attributes:
+        status: The HTTP status code.
+        code: The error code from the answer's envelope (e.g. ``"BAD_REQUEST"``).
+        message: The server's message.
+        url: The URL that was asked for.
+    """
+
+    def __init__(self, message: str, *, status: int, code: str | None = None, url: str = "") -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        self.url = url
+        where = f" for {url}" if url else ""
+        label = f"{status} {code}" if code else str(status)
+        super().__init__(f"{label}{where}: {message}")
+
+
+class NotFoundError(APIError):
+    """An unknown project, job, task or quicklook."""
+
+
+class DownloadError(JobTaskError):
+    """A transfer failed after its retries, or what arrived is not what was announced."""
+
+
+class UnsafeArchiveError(DownloadError):
+    """A results archive holds a member that must not be unpacked."""
+
+
+class RasterError(JobTaskError):
+    """A raster that cannot be read; the message names the file and GDAL's reason."""
+
+
+class StoreError(JobTaskError):
+    """A folder served by the reference server does not follow the store layout."""

@@ -1,0 +1,152 @@
+"""Credentials, access tokens and signed archive URLs.
+
+Tokens and signed URLs are stateless: an HMAC-SHA256 over their claims with the server's one
+secret, so several workers that share the secret agree, and nothing is stored.
+
+- token: ``base64url(json claims) "." base64url(hmac)``; claims ``sub`` (who), ``pid`` (the
+  project a project-key token is bound to, or null for a user), ``exp`` (epoch seconds).
+- signed URL: the query ``expires=<epoch>&signature=<hex hmac>`` over the archive's
+  project, job and task ids and the expiry, so it opens that archive only, until then.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import StoreError
+
+SECRET_ENV = "JOBTASK_SERVER_SECRET"
+MIN_TOKEN_TTL = 300  # the original client reuses a token for 299 s whatever expires_in says
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What the server accepts: one project id with its API key, and named users."""
+
+    project_id: str
+    project_api_key: str
+    users: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Credentials:
+        """Read a ``credentials.json``.
+
+        Raises:
+            StoreError: when the file is missing, unreadable or lacks a field.
+        """
+        path = Path(path)
+        accepted = '{"project_id": str, "project_api_key": str, "users": {"name": "password"}}'
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise StoreError(f"no credentials file at {path}; write one like {accepted}") from exc
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise StoreError(f"credentials file {path} cannot be read: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise StoreError(f"credentials file {path} must hold {accepted}")
+        pid, key, users = raw.get("project_id"), raw.get("project_api_key"), raw.get("users", {})
+        if not isinstance(pid, str) or not isinstance(key, str) or not pid or not key:
+            raise StoreError(f"credentials file {path} needs non-empty project_id and project_api_key: {accepted}")
+        if not isinstance(users, dict) or not all(isinstance(v, str) and v for v in users.values()):
+            raise StoreError(f"credentials file {path}: users must map names to non-empty passwords: {accepted}")
+        return cls(pid, key, dict(users))
+
+    def check_project_key(self, project_id: str, api_key: str) -> bool:
+        """Whether the project id and API key are the accepted ones (constant time)."""
+        ok_id = hmac.compare_digest(project_id.encode(), self.project_id.encode())
+        ok_key = hmac.compare_digest(api_key.encode(), self.project_api_key.encode())
+        return ok_id and ok_key
+
+    def check_user(self, username: str, password: str) -> bool:
+        """Whether the user exists and the password is theirs (constant time)."""
+        expected = self.users.get(username)
+        matches = hmac.compare_digest(password.encode(), (expected or "").encode())
+        return expected is not None and matches
+
+
+@dataclass(frozen=True)
+class Claims:
+    """What a valid token says."""
+
+    subject: str
+    project_id: str | None
+    expires: int
+
+    def may_open(self, project_id: str) -> bool:
+        """A project-key token opens its own project only; a user's token every project."""
+        return self.project_id is None or self.project_id == project_id
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class Signer:
+    """Issues and checks tokens and signed URLs with one secret.
+
+    Args:
+        secret: The HMAC key; ``None`` takes ``JOBTASK_SERVER_SECRET`` or, failing that, a
+            random one for this process.
+    """
+
+    def __init__(self, secret: str | bytes | None = None) -> None:
+        secret = secret if secret is not None else os.environ.get(SECRET_ENV) or secrets.token_bytes(32)
+        self._key = secret.encode() if isinstance(secret, str) else secret
+
+    def _mac(self, message: str) -> bytes:
+        return hmac.new(self._key, message.encode(), hashlib.sha256).digest()
+
+    # -- access tokens ------------------------------------------------------------------------
+    def issue_token(self, subject: str, project_id: str | None, ttl: int, *, now: float | None = None) -> str:
+        """A token for ``subject`` that expires ``ttl`` seconds after ``now``."""
+        exp = int((time.time() if now is None else now) + ttl)
+        payload = _b64(json.dumps({"sub": subject, "pid": project_id, "exp": exp}, sort_keys=True).encode())
+        return f"{payload}.{_b64(self._mac('token:' + payload))}"
+
+    def read_token(self, token: str) -> tuple[Claims | None, str]:
+        """The token's claims, or ``None`` with the reason it is refused."""
+        payload, dot, signature = token.partition(".")
+        try:
+            good = dot and hmac.compare_digest(_unb64(signature), self._mac("token:" + payload))
+            claims: dict[str, Any] = json.loads(_unb64(payload)) if good else {}
+        except (ValueError, UnicodeDecodeError):
+            good = False
+        if not good:
+            return None, "the access token is not valid"
+        if not isinstance(claims.get("exp"), int) or not isinstance(claims.get("sub"), str):
+            return None, "the access token is not valid"
+        if claims["exp"] <= time.time():
+            return None, "the access token has expired; ask /oauth/token for a new one"
+        return Claims(claims["sub"], claims.get("pid"), claims["exp"]), ""
+
+    # -- signed archive URLs ----------------------------------------------------------------------
+    def _url_mac(self, project_id: str, job_id: str, task_id: str, expires: int) -> str:
+        return self._mac(f"archive:{project_id}/{job_id}/{task_id}:{expires}").hex()
+
+    def sign_archive(self, project_id: str, job_id: str, task_id: str, expires: int) -> dict[str, str]:
+        """The query parameters of a signed URL for one task's archive."""
+        return {"expires": str(expires), "signature": self._url_mac(project_id, job_id, task_id, expires)}
+
+    def check_archive(self, project_id: str, job_id: str, task_id: str, expires: str, signature: str) -> str:
+        """Why a signed URL is refused, or ``""`` when it is good."""
+        if not expires.isdigit() or not signature:
+            return "the download URL is not signed; ask downloads/results/ for a new one"
+        expected = self._url_mac(project_id, job_id, task_id, int(expires))
+        if not hmac.compare_digest(signature.encode(), expected.encode()):
+            return "the download URL's signature is not valid for this archive"
+        if int(expires) <= time.time():
+            return "the download URL has expired; ask downloads/results/ for a new one"
+        return ""
