@@ -6,7 +6,7 @@ and one project with one job holding two job tasks:
 - ``SAMPLE_RGB_TASK``: real Landsat 7 imagery (``data/RGB.byte.tif``, CC0, see
   ``data/README.md``), a data.json with the scene's footprint (naming the raster in
   ``up42.data_path``) and detections (polygons and points), and a PNG quicklook;
-- ``SAMPLE_MULTIBAND_TASK``: a synthetic 2000 × 2000, 4-band uint16 surface-reflectance
+- ``SAMPLE_MULTIBAND_TASK``: a synthetic 2000 x 2000, 4-band uint16 surface-reflectance
   GeoTIFF (blue, green, red, NIR; tiled, deflate, internal overviews, a nodata border), its
   data.json and a quicklook.
 

@@ -75,15 +75,18 @@ class ArchiveCache:
         started = time.perf_counter()
         fd, tmp = tempfile.mkstemp(prefix=".building-", suffix=".tar.gz", dir=target.parent)
         try:
-            with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
-                with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-                    for rel, path in files:
-                        st = path.stat()
-                        member = tarfile.TarInfo(f"output/{rel}")
-                        member.size, member.mtime, member.mode = st.st_size, int(st.st_mtime), 0o644
-                        with open(path, "rb") as src:
-                            tar.addfile(member, src)
-            os.replace(tmp, target)
+            with (
+                os.fdopen(fd, "wb") as raw,
+                gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz,
+                tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+            ):
+                for rel, path in files:
+                    st = path.stat()
+                    member = tarfile.TarInfo(f"output/{rel}")
+                    member.size, member.mtime, member.mode = st.st_size, int(st.st_mtime), 0o644
+                    with open(path, "rb") as src:
+                        tar.addfile(member, src)
+            Path(tmp).replace(target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
