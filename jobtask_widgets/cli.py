@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import socket
 import sys
 import tempfile
@@ -127,7 +128,9 @@ def _run(app: FastAPI, sock: socket.socket, log_level: str, banner: Callable[[st
         print("Press Ctrl-C to stop.", flush=True)
 
     server = make_server(app, sock, on_listening=listening, log_level=log_level)
-    server.run(sockets=[sock])
+    # uvicorn shuts down cleanly, then re-raises Ctrl-C: that is the normal way to stop
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock])
     return 0 if server.started else 1
 
 

@@ -27,10 +27,11 @@ from typing import Any
 
 import numpy as np
 import rasterio
+from affine import Affine
 from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import shapes
-from rasterio.transform import from_origin
+from rasterio.transform import xy
 from rasterio.warp import transform as transform_xy
 from rasterio.warp import transform_geom
 from shapely.geometry import Polygon, mapping, shape
@@ -131,14 +132,14 @@ def _rgb_detections(src: rasterio.DatasetReader) -> list[dict[str, Any]]:
     feats = []
     for uid, cls, conf, col, row, hw, hh in boxes:
         ring = [(col - hw, row - hh), (col + hw, row - hh), (col + hw, row + hh), (col - hw, row + hh)]
-        xs, ys = zip(*(src.transform * (c, r) for c, r in ring), strict=True)
+        xs, ys = xy(src.transform, [r for _, r in ring], [c for c, _ in ring], offset="ul")
         lon, lat = transform_xy(src.crs, "EPSG:4326", xs, ys)
         coords = [[round(x, 6), round(y, 6)] for x, y in zip(lon, lat, strict=True)]
         area = (2 * hw * src.res[0]) * (2 * hh * src.res[1]) / 1e6
         props = {"uid": uid, "class": cls, "confidence": conf, "area_km2": round(area, 2)}
         feats.append(_feature({"type": "Polygon", "coordinates": [[*coords, coords[0]]]}, props))
     for uid, cls, conf, col, row in points:
-        x, y = src.transform * (col, row)
+        x, y = xy(src.transform, row, col, offset="ul")
         (lon,), (lat,) = transform_xy(src.crs, "EPSG:4326", [x], [y])
         props = {"uid": uid, "class": cls, "confidence": conf, "note": "Check <N/E> edge & haze"}
         feats.append(_feature({"type": "Point", "coordinates": [round(lon, 6), round(lat, 6)]}, props))
@@ -207,7 +208,7 @@ def _write_multiband_task(task: Path) -> None:
     tif = task / "output" / rel
     tif.parent.mkdir(parents=True)
     data = multiband_array()
-    transform = from_origin(383_000.0, 5_830_000.0, 10.0, 10.0)  # near Berlin, 10 m pixels
+    transform = Affine(10.0, 0.0, 383_000.0, 0.0, -10.0, 5_830_000.0)  # near Berlin, 10 m pixels
     profile = {
         "driver": "GTiff", "width": data.shape[2], "height": data.shape[1], "count": 4, "dtype": "uint16",
         "crs": "EPSG:32633", "transform": transform, "nodata": 0, "tiled": True, "blockxsize": 256,

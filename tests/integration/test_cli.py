@@ -1,0 +1,159 @@
+"""The commands as a new user runs them: serve, demo (and its printed curl walk), errors."""
+
+from __future__ import annotations
+
+import json
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from jobtask_widgets.sample import Sample
+
+COMMAND = [sys.executable, "-m", "jobtask_widgets.cli"]
+
+
+class Running:
+    """A command running in the background whose output lines can be awaited."""
+
+    def __init__(self, args: list[str], cwd: Path | None = None) -> None:
+        self.proc = subprocess.Popen(
+            COMMAND + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd
+        )
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def wait_for(self, prefix: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.lines.append(line)
+            if line.startswith(prefix):
+                return line
+        raise AssertionError(f"no line starting with {prefix!r}; output so far:\n" + "\n".join(self.lines))
+
+    def interrupt(self) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        return self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def running() -> Iterator[list[Running]]:
+    started: list[Running] = []
+    yield started
+    for run in started:
+        if run.proc.poll() is None:
+            run.proc.kill()
+            run.proc.wait()
+
+
+def test_serve_prints_the_url_and_credentials_and_the_api_walks_through(
+    own_sample: Sample, running: list[Running], tmp_path: Path
+) -> None:
+    run = Running(["serve", str(own_sample.root), "--port", "0", "--cache-dir", str(tmp_path / "cache")])
+    running.append(run)
+    url = run.wait_for("API: ").removeprefix("API: ")
+    assert url.startswith("http://127.0.0.1:")
+    assert not url.endswith(":0")
+    accepts = run.wait_for("Accepts:")
+    assert own_sample.project_id in accepts and own_sample.project_api_key in accepts
+    assert "analyst" in run.wait_for("         password grant")
+    # token -> tasks -> data-json -> signed URL -> archive -> quicklook
+    token = requests.post(
+        f"{url}/oauth/token", data={"grant_type": "client_credentials"},
+        auth=(own_sample.project_id, own_sample.project_api_key), timeout=30,
+    ).json()["access_token"]  # fmt: skip
+    auth = {"Authorization": f"Bearer {token}"}
+    job = f"{url}/projects/{own_sample.project_id}/jobs/{own_sample.job_id}"
+    tasks = requests.get(f"{job}/tasks/", headers=auth, timeout=30).json()["data"]
+    task = f"{job}/tasks/{tasks[0]['id']}"
+    assert requests.get(f"{task}/outputs/data-json/", headers=auth, timeout=30).json()["type"] == "FeatureCollection"
+    signed = requests.get(f"{task}/downloads/results/", headers=auth, timeout=30).json()["data"]["url"]
+    assert signed.startswith(url)
+    archive = tmp_path / "results.tar.gz"
+    archive.write_bytes(requests.get(signed, timeout=60).content)
+    with tarfile.open(archive) as tar:
+        assert "output/data.json" in tar.getnames()
+    names = requests.get(f"{task}/outputs/quicklooks/", headers=auth, timeout=30).json()["data"]
+    image = requests.get(f"{task}/outputs/quicklooks/{names[0]}", headers=auth, timeout=30)
+    assert image.content[:4] == b"\x89PNG"
+    assert run.interrupt() == 0
+    assert list((tmp_path / "cache").rglob("*.tar.gz"))
+
+
+def test_serve_names_the_broken_task_and_exits(own_sample: Sample) -> None:
+    info = own_sample.task_dir(own_sample.task_ids[1]) / "info.json"
+    info.write_text(json.dumps({"id": "wrong"}))
+    result = subprocess.run(COMMAND + ["serve", str(own_sample.root), "--port", "0"],
+                            capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert result.returncode == 2
+    assert own_sample.task_ids[1] in result.stderr
+    assert "info.json has id 'wrong'" in result.stderr
+    assert "API:" not in result.stdout
+
+
+def test_serve_says_when_the_port_is_taken_or_an_option_is_bad(own_sample: Sample) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(COMMAND + ["serve", str(own_sample.root), "--port", str(port)],
+                                capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "--port 0" in result.stderr
+    result = subprocess.run(COMMAND + ["serve", str(own_sample.root), "--token-ttl", "10"],
+                            capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert result.returncode == 2
+    assert "token_ttl must be at least 300" in result.stderr
+
+
+def test_demo_serves_the_sample_and_its_printed_curl_walk_works(running: list[Running], tmp_path: Path) -> None:
+    run = Running(["demo", "--port", "0"])
+    running.append(run)
+    url = run.wait_for("API: ").removeprefix("API: ")
+    store = Path(run.wait_for("Sample store: ").removeprefix("Sample store: "))
+    run.wait_for("Press Ctrl-C")
+    start = run.lines.index("Walk the API with curl:") + 1
+    walk = "\n".join(line.removeprefix("  ") for line in run.lines[start:-1])
+    assert walk.count(url) == 6
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", walk], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert '"FeatureCollection"' in result.stdout
+    assert "output/data.json" in result.stdout
+    assert '{"data":["preview.png"],"error":null}' in result.stdout
+    assert (tmp_path / "preview.png").read_bytes()[:4] == b"\x89PNG"
+    with tarfile.open(tmp_path / "results.tar.gz") as tar:
+        assert any(name.endswith(".tif") for name in tar.getnames())
+    assert store.is_dir()
+    assert run.interrupt() == 0
+    assert not store.exists()  # the temporary store is cleaned up
+
+
+def test_import_stays_light() -> None:
+    heavy = ("fastapi", "uvicorn", "rasterio", "requests", "numpy")
+    code = f"import sys, jobtask_widgets; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "[]"
