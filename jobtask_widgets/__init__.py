@@ -7,8 +7,35 @@ scripts and servers.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from . import errors
+
+if TYPE_CHECKING:
+    from .client import authenticate
+    from .jobtask import JobTask, initialize_jobtask, list_jobtasks
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "errors"]
+_LAZY = {
+    "authenticate": "client",
+    "JobTask": "jobtask",
+    "initialize_jobtask": "jobtask",
+    "list_jobtasks": "jobtask",
+}
+
+__all__ = ["JobTask", "__version__", "authenticate", "errors", "initialize_jobtask", "list_jobtasks"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'jobtask_widgets' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -45,19 +45,19 @@ class APIError(JobTaskError):
     """The server answered with an error other than an authentication failure.
 
     Attributes:
-        status: The HTTP status code.
+        status: The HTTP status code, or ``None`` when no answer came (connection failed).
         code: The error code from the answer's envelope (e.g. ``"BAD_REQUEST"``).
         message: The server's message.
         url: The URL that was asked for.
     """
 
-    def __init__(self, message: str, *, status: int, code: str | None = None, url: str = "") -> None:
+    def __init__(self, message: str, *, status: int | None, code: str | None = None, url: str = "") -> None:
         self.status = status
         self.code = code
         self.message = message
         self.url = url
         where = f" for {url}" if url else ""
-        label = f"{status} {code}" if code else str(status)
+        label = " ".join(str(x) for x in (status, code) if x) or "no answer"
         super().__init__(f"{label}{where}: {message}")
 
 

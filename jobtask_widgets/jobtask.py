@@ -1,0 +1,204 @@
+"""``JobTask``: the documented API over one job task's results.
+
+It delegates: HTTP to ``client``, downloads and unpacking to ``transfer``, the GeoDataFrame to
+``features``; later issues add plotting and mapping the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import transfer
+from .client import Client, default_client
+from .errors import APIError, NotFoundError
+
+if TYPE_CHECKING:
+    import geopandas
+
+
+class JobTask:
+    """The results of one job task: metadata, data.json, result files and quicklooks.
+
+    Create it with :func:`initialize_jobtask` (or :func:`list_jobtasks`).
+
+    Attributes:
+        project_id: The project's id.
+        job_id: The job's id.
+        jobtask_id: The task's id.
+        results: The files of the last ``download_results`` (``None`` before any).
+        quicklooks: The files of the last ``download_quicklooks`` (``None`` before any).
+    """
+
+    def __init__(
+        self, jobtask_id: str, job_id: str, project_id: str, *, client: Client, info: dict[str, Any] | None = None
+    ) -> None:
+        self.jobtask_id = jobtask_id
+        self.job_id = job_id
+        self.project_id = project_id
+        self.results: list[str] | None = None
+        self.quicklooks: list[str] | None = None
+        self._client = client
+        self._info = info
+
+    # -- metadata -------------------------------------------------------------------------------
+    @property
+    def info(self) -> dict[str, Any]:
+        """The task's metadata (its ``info.json``), fetched once; see :meth:`refresh_info`."""
+        if self._info is None:
+            self.refresh_info()
+        assert self._info is not None
+        return self._info
+
+    def refresh_info(self) -> dict[str, Any]:
+        """Fetch the task's metadata again.
+
+        Raises:
+            NotFoundError: when the project, job or task is unknown.
+        """
+        for task in self._client.list_tasks(self.project_id, self.job_id):
+            if task.get("id") == self.jobtask_id:
+                self._info = task
+                return task
+        raise NotFoundError(
+            f"unknown job task {self.jobtask_id!r} in job {self.job_id!r} of project {self.project_id!r}",
+            status=404,
+            code="NOT_FOUND",
+            url=self._client.settings.api_url + self._client.job_path(self.project_id, self.job_id) + "/tasks/",
+        )
+
+    def __repr__(self) -> str:
+        try:
+            info = self.info
+        except APIError:
+            return f"JobTask(jobtask_id: {self.jobtask_id}, job_id: {self.job_id}, info unavailable)"
+        block = info.get("block") or {}
+        return (
+            f"JobTask(name: {info.get('name')}, jobtask_id: {self.jobtask_id}, status: {info.get('status')}, "
+            f"startedAt: {info.get('startedAt')}, finishedAt: {info.get('finishedAt')}, "
+            f"block_name: {block.get('name')}, block_version: {info.get('blockVersion')})"
+        )
+
+    # -- data.json -------------------------------------------------------------------------------
+    def get_results_json(self, as_dataframe: bool = False) -> dict[str, Any] | geopandas.GeoDataFrame:
+        """The task's data.json.
+
+        Args:
+            as_dataframe: ``True`` for a GeoDataFrame in EPSG:4326, ``False`` for the
+                FeatureCollection dict.
+        """
+        data = self._client.data_json(self.project_id, self.job_id, self.jobtask_id)
+        if as_dataframe:
+            from .features import to_geodataframe
+
+            return to_geodataframe(data)
+        return dict(json.loads(data))
+
+    # -- downloads -------------------------------------------------------------------------------
+    def _default_folder(self) -> Path:
+        return Path.cwd() / f"project_{self.project_id}" / f"job_{self.job_id}" / f"jobtask_{self.jobtask_id}"
+
+    def download_results(
+        self, output_directory: str | os.PathLike[str] | None = None, *, progress: transfer.Progress = True
+    ) -> list[str]:
+        """Download and unpack the task's results.
+
+        Args:
+            output_directory: Where to unpack; default ``project_{p}/job_{j}/jobtask_{t}/``
+                under the current folder.
+            progress: ``True`` for a progress bar, ``False`` for none, or a callable
+                ``(done_bytes, total_bytes_or_None)``.
+
+        Returns:
+            The absolute paths of the unpacked files, in archive order (``output/`` removed).
+
+        Raises:
+            DownloadError: when the transfer fails after its retries.
+            UnsafeArchiveError: when the archive holds a member that must not be unpacked.
+        """
+        folder = Path(output_directory) if output_directory is not None else self._default_folder()
+        folder.mkdir(parents=True, exist_ok=True)
+        archive = folder / f".results_{self.jobtask_id}.archive"
+        got = transfer.download(
+            self._client.session,
+            lambda: self._client.results_url(self.project_id, self.job_id, self.jobtask_id),
+            archive,
+            progress=progress,
+            timeout=self._client.timeout,
+            description=f"results {self.jobtask_id[:8]}",
+        )
+        self.results = [str(p) for p in transfer.unpack(got.path, folder)]
+        return self.results
+
+    def download_quicklooks(
+        self, output_directory: str | os.PathLike[str] | None = None, *, progress: transfer.Progress = True
+    ) -> list[str]:
+        """Download the task's quicklook images as ``quicklook_{name}``.
+
+        Args:
+            output_directory: Where to put them; default
+                ``project_{p}/job_{j}/jobtask_{t}/quicklooks/`` under the current folder.
+            progress: ``True`` for a progress bar, ``False`` for none, or a callable
+                ``(done_bytes, total_bytes_or_None)``.
+
+        Returns:
+            The absolute paths of the images; ``[]`` when the task has none.
+        """
+        folder = Path(output_directory) if output_directory is not None else self._default_folder() / "quicklooks"
+        names = self._client.quicklook_names(self.project_id, self.job_id, self.jobtask_id)
+        paths: list[str] = []
+        if names:
+            folder.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            target = folder / f"quicklook_{Path(name).name}"
+            path = self._client.quicklook_path(self.project_id, self.job_id, self.jobtask_id, name)
+            transfer.fetch_small(self._client.request("GET", path, stream=True), target, progress)
+            paths.append(str(target.resolve()))
+        self.quicklooks = paths
+        return paths
+
+
+def initialize_jobtask(jobtask_id: str, job_id: str, project_id: str | None = None) -> JobTask:
+    """The job task ``jobtask_id`` of job ``job_id``, checked to exist.
+
+    Args:
+        jobtask_id: The task's id.
+        job_id: The job's id.
+        project_id: The project's id; default the project of the credentials.
+
+    Raises:
+        AuthenticationError: when nobody is logged in (see :func:`authenticate`).
+        NotFoundError: when the project, job or task is unknown.
+        ValueError: when ``project_id`` is missing under a password login.
+    """
+    client = default_client()
+    task = JobTask(jobtask_id, job_id, _project(client, project_id), client=client)
+    task.refresh_info()
+    return task
+
+
+def list_jobtasks(job_id: str, project_id: str | None = None) -> list[JobTask]:
+    """Every job task of job ``job_id``, for dashboards.
+
+    Raises:
+        NotFoundError: when the project or job is unknown.
+        ValueError: when ``project_id`` is missing under a password login.
+    """
+    client = default_client()
+    project = _project(client, project_id)
+    return [
+        JobTask(str(info["id"]), job_id, project, client=client, info=info)
+        for info in client.list_tasks(project, job_id)
+    ]
+
+
+def _project(client: Client, project_id: str | None) -> str:
+    project = project_id or client.project_id
+    if not project:
+        raise ValueError(
+            "project_id is required: the login used a username and password, which names no project; "
+            "pass project_id=... or log in with project_id and project_api_key"
+        )
+    return project
