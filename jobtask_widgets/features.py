@@ -26,6 +26,8 @@ def to_geodataframe(data: bytes) -> geopandas.GeoDataFrame:
     import geopandas
     import pyogrio
 
+    if b'"FeatureCollection"' not in data:
+        return _exact(data)  # which says what is wrong
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", UserWarning)  # pyogrio warns on a column it cannot type
@@ -37,10 +39,8 @@ def to_geodataframe(data: bytes) -> geopandas.GeoDataFrame:
     for column in frame.columns.drop(frame.geometry.name):
         values = frame[column]
         if values.dtype == object:
-            if values.notna().any():
-                return _exact(data)  # nested objects, lists or mixed types: GDAL types them its own way
-            frame[column] = values.astype("float64")  # all null: from_features gives NaN
-        elif values.dtype.kind in "iu":
+            return _exact(data)  # nested objects, lists, mixed types or all null: GDAL types them its own way
+        if values.dtype.kind in "iu":
             frame[column] = values.astype("int64")
     columns = [frame.geometry.name, *frame.columns.drop(frame.geometry.name)]
     frame = frame[columns]

@@ -146,6 +146,10 @@ def download(
     report = _Reporter(progress, description)
     url, renewed, failures = get_url(), False, 0
     try:
+        existing = _current_copy(session, url, target, timeout)
+        if existing is not None:
+            report(existing.size, existing.size)
+            return existing
         while True:
             headers = {}
             part_meta = _read_meta(part)
@@ -168,12 +172,6 @@ def download(
                 if answer.status_code not in (200, 206):
                     raise DownloadError(f"{url.split('?')[0]} answered {answer.status_code}: {_error_text(answer)}")
                 etag, total = answer.headers.get("ETag"), _total_of(answer)
-                existing = _complete_copy(target, etag, total)
-                if existing is not None:
-                    report(existing.size, existing.size)
-                    part.unlink(missing_ok=True)
-                    _meta_path(part).unlink(missing_ok=True)
-                    return existing
                 offset = have if answer.status_code == 206 else 0
                 _write_meta(part, etag=etag, total=total)
                 try:
@@ -195,13 +193,17 @@ def download(
         report.close()
 
 
-def _complete_copy(target: Path, etag: str | None, total: int | None) -> Downloaded | None:
-    """``target`` when it is already complete and matches the server's ETag and size."""
-    if etag is None or total is None or not target.is_file():
-        return None
+def _current_copy(session: requests.Session, url: str, target: Path, timeout: tuple[float, float]) -> Downloaded | None:
+    """``target`` when it is complete and a HEAD shows the same ETag and size on the server."""
     meta = _read_meta(target)
-    if meta.get("etag") == etag and meta.get("total") == total == target.stat().st_size:
-        return Downloaded(target, total, etag, fetched=False)
+    if not target.is_file() or not meta.get("etag") or meta.get("total") != target.stat().st_size:
+        return None
+    try:
+        head = session.head(url, timeout=timeout)
+    except TRANSIENT:
+        return None
+    if head.status_code == 200 and head.headers.get("ETag") == meta["etag"] and _total_of(head) == meta["total"]:
+        return Downloaded(target, meta["total"], meta["etag"], fetched=False)
     return None
 
 
@@ -211,7 +213,8 @@ def _copy_body(answer: requests.Response, part: Path, offset: int, total: int | 
     with open(part, "r+b" if offset else "wb") as out:
         out.seek(offset)
         out.truncate()
-        for chunk in answer.iter_content(CHUNK):
+        # read1 hands over whatever has arrived, so a cut loses nothing that reached us
+        while chunk := answer.raw.read1(CHUNK):
             out.write(chunk)
             done += len(chunk)
             report(done, total)
@@ -367,9 +370,9 @@ def _unpack_zip(archive: Path, staging: Path, strip: str, budget: _Budget) -> li
         infos = zf.infolist()
         for info in infos:  # check every member before writing any
             safe_member_path(info.filename, strip)
-            mode = info.external_attr >> 16
-            if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-                kind_name = "link" if stat.S_ISLNK(mode) else "device or special file"
+            file_type = stat.S_IFMT(info.external_attr >> 16)  # 0 when the zip names no type: a plain file
+            if file_type not in (0, stat.S_IFREG, stat.S_IFDIR):
+                kind_name = "link" if file_type == stat.S_IFLNK else "device or special file"
                 raise UnsafeArchiveError(
                     f"archive member {info.filename!r} is a {kind_name}; only regular files are accepted"
                 )

@@ -12,6 +12,7 @@ import requests
 
 from jobtask_widgets.sample import Sample, write_sample
 from jobtask_widgets.server import BackgroundServer, create_app
+from tests.proxy import FaultProxy
 
 SECRET = "test-secret-shared-by-the-tests"
 
@@ -92,3 +93,29 @@ def error_of(answer: requests.Response) -> dict[str, Any]:
     assert set(body["error"]) == {"code", "message"}, body
     assert body["error"]["message"]
     return body["error"]
+
+
+@pytest.fixture
+def proxy(api: Api) -> Iterator[FaultProxy]:
+    """A fault-injecting proxy in front of the session's server."""
+    proxy = FaultProxy(api.url).start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_default_login(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test starts logged out, with no JOBTASK_* variables."""
+    from jobtask_widgets import client
+
+    for var in ("JOBTASK_API_URL", "JOBTASK_PROJECT_ID", "JOBTASK_PROJECT_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(client, "_default", None)
+    yield
+
+
+def login(url: str, sample: Sample, **kwargs: Any) -> Any:
+    """``authenticate`` against ``url`` with the sample's project key."""
+    import jobtask_widgets as jw
+
+    return jw.authenticate(api_url=url, project_id=sample.project_id, project_api_key=sample.project_api_key, **kwargs)
