@@ -148,6 +148,15 @@ def _demo_banner(url: str, s: Sample) -> str:
     return f"""Sample store: {s.root}
 Credentials: project id {s.project_id}, API key {s.project_api_key}
 
+In Python or a notebook:
+  import jobtask_widgets as jw
+  jw.authenticate(api_url="{url}", project_id="{s.project_id}", project_api_key="{s.project_api_key}")
+  jobtask = jw.initialize_jobtask(jobtask_id="{s.task_ids[0]}", job_id="{s.job_id}")
+  print(jobtask)
+  frame = jobtask.get_results_json(as_dataframe=True)
+  results = jobtask.download_results()
+  quicklooks = jobtask.download_quicklooks()
+
 Walk the API with curl:
   TOKEN=$(curl -s -u {s.project_id}:{s.project_api_key} -d grant_type=client_credentials {url}/oauth/token \\
           | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')

@@ -47,10 +47,7 @@ class JobTask:
     @property
     def info(self) -> dict[str, Any]:
         """The task's metadata (its ``info.json``), fetched once; see :meth:`refresh_info`."""
-        if self._info is None:
-            self.refresh_info()
-        assert self._info is not None
-        return self._info
+        return self._info if self._info is not None else self.refresh_info()
 
     def refresh_info(self) -> dict[str, Any]:
         """Fetch the task's metadata again.

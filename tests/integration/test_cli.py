@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import queue
 import signal
 import socket
@@ -18,6 +19,7 @@ import pytest
 import requests
 
 from jobtask_widgets.sample import Sample
+from tests.conftest import Api
 
 COMMAND = [sys.executable, "-m", "jobtask_widgets.cli"]
 
@@ -147,6 +149,14 @@ def test_demo_serves_the_sample_and_its_printed_curl_walk_works(running: list[Ru
     assert (tmp_path / "preview.png").read_bytes()[:4] == b"\x89PNG"
     with tarfile.open(tmp_path / "results.tar.gz") as tar:
         assert any(name.endswith(".tif") for name in tar.getnames())
+    start = run.lines.index("In Python or a notebook:") + 1
+    snippet = "\n".join(
+        line.removeprefix("  ") for line in run.lines[start : run.lines.index("Walk the API with curl:")]
+    )
+    result = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "status: SUCCEEDED" in result.stdout
     assert store.is_dir()
     assert run.interrupt() == 0
     assert not store.exists()  # the temporary store is cleaned up
@@ -157,3 +167,23 @@ def test_import_stays_light() -> None:
     code = f"import sys, jobtask_widgets; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_the_readme_quickstart_runs_against_the_served_sample(api: Api, tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    block = readme.split("## Quickstart", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    check = """
+import geopandas, os
+assert isinstance(info, dict) and info["status"] == "SUCCEEDED"
+assert results_json["type"] == "FeatureCollection"
+assert isinstance(frame, geopandas.GeoDataFrame) and len(frame) == len(results_json["features"])
+assert all(isinstance(p, str) and os.path.isfile(p) for p in results) and len(results) == 2
+assert [os.path.basename(p) for p in quicklooks] == ["quicklook_preview.png"]
+print("quickstart ok")
+"""
+    env = {**os.environ, "JOBTASK_API_URL": api.url}  # the demo's default URL, here the test server's
+    result = subprocess.run([sys.executable, "-c", block + check], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=120, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "quickstart ok" in result.stdout
+    assert (tmp_path / "project_7b2ee4c5-1c0e-4a7a-9d54-1f1a6c9f2e31").is_dir()
