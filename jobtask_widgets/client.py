@@ -9,7 +9,6 @@ names the URL and carries the server's message. Calls return plain dicts, lists 
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -22,6 +21,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from .errors import APIError, AuthenticationError, NotFoundError
+from .jsonfile import read_json_object
 
 DEFAULT_API_URL = "http://127.0.0.1:8042"
 ENV_API_URL = "JOBTASK_API_URL"
@@ -109,13 +109,11 @@ def resolve_settings(
 def _read_cfg(path: Path) -> dict[str, str]:
     accepted = "a JSON object with project_id, project_api_key (or username, password) and optionally api_url"
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = read_json_object(path)
     except FileNotFoundError as exc:
         raise ValueError(f"cfg_file {path} does not exist; it should hold {accepted}") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"cfg_file {path} cannot be read ({exc}); it should hold {accepted}") from exc
-    if not isinstance(raw, dict):
-        raise ValueError(f"cfg_file {path} holds a {type(raw).__name__}; it should hold {accepted}")
+    except ValueError as exc:
+        raise ValueError(f"cfg_file {path} {exc}; it should hold {accepted}") from exc
     keys = ("api_url", "project_id", "project_api_key", "username", "password")
     return {k: str(raw[k]) for k in keys if raw.get(k) is not None}
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
+from ..jsonfile import read_json_object
 
 SECRET_ENV = "JOBTASK_SERVER_SECRET"
 MIN_TOKEN_TTL = 300  # the original client reuses a token for 299 s whatever expires_in says
@@ -46,13 +47,11 @@ class Credentials:
         path = Path(path)
         accepted = '{"project_id": str, "project_api_key": str, "users": {"name": "password"}}'
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
+            raw = read_json_object(path)
         except FileNotFoundError as exc:
             raise StoreError(f"no credentials file at {path}; write one like {accepted}") from exc
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise StoreError(f"credentials file {path} cannot be read: {exc}") from exc
-        if not isinstance(raw, dict):
-            raise StoreError(f"credentials file {path} must hold {accepted}")
+        except ValueError as exc:
+            raise StoreError(f"credentials file {path} {exc}; it must hold {accepted}") from exc
         pid, key, users = raw.get("project_id"), raw.get("project_api_key"), raw.get("users", {})
         if not isinstance(pid, str) or not isinstance(key, str) or not pid or not key:
             raise StoreError(f"credentials file {path} needs non-empty project_id and project_api_key: {accepted}")

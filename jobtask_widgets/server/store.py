@@ -15,7 +15,6 @@ leaves the root can be read through the server.
 
 from __future__ import annotations
 
-import json
 import mimetypes
 import os
 import re
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
+from ..jsonfile import read_json_object
 from .problems import not_found
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -200,11 +200,8 @@ def _read_info(path: Path, inside: Path | None) -> dict[str, Any]:
     if inside is None:
         raise StoreError("info.json is a link that leaves the store root")
     try:
-        info = json.loads(inside.read_text(encoding="utf-8"))
+        return read_json_object(inside)
     except FileNotFoundError as exc:
         raise StoreError("no info.json") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StoreError(f"info.json cannot be read: {exc}") from exc
-    if not isinstance(info, dict):
-        raise StoreError(f"info.json holds a {type(info).__name__}, expected a JSON object")
-    return info
+    except ValueError as exc:
+        raise StoreError(f"info.json {exc}") from exc

@@ -102,7 +102,7 @@ def test_settings_come_from_arguments_then_cfg_file_then_environment(
     with pytest.raises(ValueError, match="does not exist"):
         resolve_settings(cfg_file=tmp_path / "missing.json")
     (tmp_path / "bad.json").write_text("[1]")
-    with pytest.raises(ValueError, match="holds a list"):
+    with pytest.raises(ValueError, match="holds a list, not a JSON object"):
         resolve_settings(cfg_file=tmp_path / "bad.json")
     with pytest.raises(ValueError, match="without password"):
         resolve_settings(username="ana")

@@ -63,7 +63,7 @@ def test_credentials_check_keys_and_passwords(tmp_path: Path) -> None:
     [
         (None, "no credentials file"),
         ("{not json", "cannot be read"),
-        ("[]", "must hold"),
+        ("[]", "holds a list, not a JSON object; it must hold"),
         ('{"project_id": "p"}', "needs non-empty project_id and project_api_key"),
         ('{"project_id": "p", "project_api_key": "k", "users": {"ana": ""}}', "non-empty passwords"),
     ],

@@ -45,7 +45,7 @@ def break_info(sample: Sample, how: str) -> str:
     [
         ("missing", "no info.json"),
         ("not json", "info.json cannot be read"),
-        ("a list", "expected a JSON object"),
+        ("a list", "info.json holds a list, not a JSON object"),
         ("wrong id", "info.json has id 'someone-else', expected the folder name"),
     ],
 )
