@@ -18,6 +18,8 @@ from .errors import APIError, NotFoundError
 if TYPE_CHECKING:
     import geopandas
 
+    from . import plotting
+
 
 class JobTask:
     """The results of one job task: metadata, data.json, result files and quicklooks.
@@ -154,6 +156,86 @@ class JobTask:
             transfer.fetch_small(self._client.request("GET", path, stream=True), target, progress)
             paths.append(str(target.resolve()))
         self.quicklooks = paths
+        return paths
+
+    # -- plots -----------------------------------------------------------------------------------
+    def plot_results(
+        self,
+        figsize: tuple[float, float] = (14, 8),
+        bands: list[int] | None = None,
+        titles: list[str] | None = None,
+        filepaths: plotting.FilePaths | None = None,
+        plot_file_format: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Plot result rasters inline (decimated to the figure's size, never full resolution).
+
+        Args:
+            figsize: (width, height) in inches.
+            bands: 1 or 3 band numbers (red, green, blue); default from each file.
+            titles: One title per file; default the file names.
+            filepaths: A path, a list, or a dict of paths or lists; default the last download.
+            plot_file_format: Suffixes to plot, default ``[".tif"]`` (which admits ``.tiff``).
+            **kwargs: Passed to ``rasterio.plot.show`` (e.g. ``cmap``, ``vmin``, ``vmax``).
+
+        Raises:
+            ValueError: when nothing is downloaded or left to plot, or for bad bands or titles.
+            RasterError: for a file that cannot be read.
+        """
+        from . import plotting
+
+        paths = self._plot_paths(filepaths, self.results, "results", "download_results()")
+        formats = plot_file_format if plot_file_format is not None else [".tif"]
+        kept = plotting.filter_formats(paths, formats)
+        if not kept:
+            names = ", ".join(p.name for p in paths[:5]) + (", ..." if len(paths) > 5 else "")
+            raise ValueError(f"none of the files ({names}) has a suffix in plot_file_format={list(formats)!r}")
+        fig = plotting.new_figure(figsize)
+        try:
+            plotting.results_figure(kept, figsize=figsize, bands=bands, titles=titles, fig=fig, **kwargs)
+        except BaseException:
+            plotting.discard(fig)
+            raise
+        plotting.show(fig)
+
+    def plot_quicklooks(
+        self,
+        figsize: tuple[float, float] = (8, 8),
+        filepaths: plotting.FilePaths | None = None,
+        titles: list[str] | None = None,
+    ) -> None:
+        """Plot quicklook images inline.
+
+        Args:
+            figsize: (width, height) in inches.
+            filepaths: A path, a list, or a dict of paths or lists; default the last download.
+            titles: One title per image; default the file names.
+
+        Raises:
+            ValueError: when no quicklooks are downloaded or given, or for bad titles.
+        """
+        from . import plotting
+
+        paths = self._plot_paths(filepaths, self.quicklooks, "quicklooks", "download_quicklooks()")
+        fig = plotting.new_figure(figsize)
+        try:
+            plotting.quicklooks_figure(paths, figsize=figsize, titles=titles, fig=fig)
+        except BaseException:
+            plotting.discard(fig)
+            raise
+        plotting.show(fig)
+
+    @staticmethod
+    def _plot_paths(filepaths: Any, last: list[str] | None, what: str, call: str) -> list[Path]:
+        from . import plotting
+
+        if filepaths is None:
+            if not last:
+                raise ValueError(f"no {what} to plot: call {call} first, or pass filepaths")
+            filepaths = last
+        paths = plotting.collect_paths(filepaths)
+        if not paths:
+            raise ValueError(f"filepaths is empty: give at least one file of {what}")
         return paths
 
 

@@ -1,0 +1,111 @@
+"""The overview cache: overviews for rasters that have none, built once, beside a VRT copy.
+
+GDAL only finds external overviews beside the file it opens, and the user's files are never
+touched, so the cache holds a VRT that points at the user's raster, with a ``.vrt.ovr`` built on
+it. Entries are keyed by the raster's absolute path, size and modification time, so an edited
+raster gets new overviews. The cache lives in ``$JOBTASK_WIDGETS_CACHE``, default
+``~/.cache/jobtask-widgets``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import rasterio
+import rasterio.shutil
+from rasterio.enums import Resampling
+
+from .errors import RasterError
+
+CACHE_ENV = "JOBTASK_WIDGETS_CACHE"
+OVERVIEW_MIN_SIZE = 2048  # a raster wider or taller than this gets overviews when it has none
+OVERVIEW_SMALLEST = 256  # overviews go down until the raster fits in this many pixels
+
+OverviewProgress = Callable[[float], None]
+
+
+def cache_root() -> Path:
+    """The cache folder: ``$JOBTASK_WIDGETS_CACHE`` or ``~/.cache/jobtask-widgets``."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "jobtask-widgets")
+
+
+def overview_factors(width: int, height: int) -> list[int]:
+    """2, 4, 8, ... until the raster fits in ``OVERVIEW_SMALLEST`` pixels."""
+    factors, factor = [], 2
+    while max(width, height) / (factor // 2) > OVERVIEW_SMALLEST:
+        factors.append(factor)
+        factor *= 2
+    return factors
+
+
+def needs_overviews(width: int, height: int, has_overviews: bool) -> bool:
+    """Whether a raster should get cached overviews before display."""
+    return not has_overviews and max(width, height) > OVERVIEW_MIN_SIZE
+
+
+def _key(path: Path) -> str:
+    st = path.stat()
+    return hashlib.sha256(f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()[:24]
+
+
+def cached_overviews(path: str | os.PathLike[str], progress: OverviewProgress | None = None) -> Path:
+    """The VRT with overviews for ``path``, building it the first time.
+
+    Args:
+        path: The raster.
+        progress: Called with 0..1 as the overview levels are built.
+
+    Raises:
+        RasterError: when the raster cannot be read while building.
+    """
+    path = Path(path)
+    folder = cache_root() / "overviews" / _key(path)
+    vrt = folder / f"{path.stem}.vrt"
+    if vrt.is_file():
+        return vrt
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f"{folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not vrt.is_file():
+            _build(path, folder, vrt.name, progress)
+    return vrt
+
+
+def _build(path: Path, folder: Path, name: str, progress: OverviewProgress | None) -> None:
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        vrt = staging / name
+        rasterio.shutil.copy(str(path.resolve()), str(vrt), driver="VRT")
+        env = rasterio.Env(GDAL_TIFF_OVR_BLOCKSIZE=512, COMPRESS_OVERVIEW="DEFLATE", GDAL_NUM_THREADS="ALL_CPUS")
+        with env, rasterio.open(vrt, "r+") as dst:
+            factors = overview_factors(dst.width, dst.height)
+            if progress:
+                progress(0.0)
+            for done, factor in enumerate(factors, start=1):
+                dst.build_overviews([factor], Resampling.average)
+                if progress:
+                    progress(done / len(factors))
+        staging.replace(folder)
+    except rasterio.errors.RasterioError as exc:
+        raise RasterError(f"{path}: overviews could not be built: {exc}") from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def cache_size() -> int:
+    """The cache's size in bytes."""
+    root = cache_root()
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) if root.exists() else 0
+
+
+def clear_cache() -> int:
+    """Remove every cached overview; return the bytes freed."""
+    size = cache_size()
+    shutil.rmtree(cache_root() / "overviews", ignore_errors=True)
+    return size

@@ -1,0 +1,301 @@
+"""One raster source: band metadata, stretch statistics, overviews, and rendering via rio-tiler.
+
+Reads never touch full resolution for display: previews, parts and tiles go through rio-tiler,
+which reads overviews and decimates; a large raster without overviews gets them once from the
+overview cache (``overviews.py``). Stretch statistics come from one decimated read per band set
+and are cached. The maths (stretch, colours) is in ``stretch.py``; this module owns the file
+handles: one rio-tiler ``Reader`` per thread, so tiles can render in a thread pool.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.enums import ColorInterp
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.warp import transform_bounds
+from rio_tiler.colormap import cmap as colormaps
+from rio_tiler.errors import NoOverviewWarning, RioTilerError, TileOutsideBounds
+from rio_tiler.io import Reader
+from rio_tiler.models import ImageData
+from rio_tiler.utils import render
+
+from . import stretch as maths
+from .errors import RasterError
+from .overviews import OverviewProgress, cached_overviews, needs_overviews
+
+DEFAULT_COLORMAP = "viridis"
+STATS_MAX_SIZE = 1024  # statistics come from a read this many pixels across
+TILE_SIZE = 256
+
+
+@dataclass(frozen=True)
+class Style:
+    """How bands become colours.
+
+    Attributes:
+        bands: 1 or 3 band numbers (1-based); ``None`` for the raster's default.
+        stretch: ``"percentile"`` (2-98 % by default) or ``"minmax"``; ignored with vmin/vmax.
+        percentiles: The low and high percentiles of the percentile stretch.
+        vmin: An explicit low end for every band.
+        vmax: An explicit high end for every band.
+        colormap: A rio-tiler colormap name for one band; ``None`` for the raster's own palette
+            or ``"viridis"``.
+    """
+
+    bands: tuple[int, ...] | None = None
+    stretch: maths.Stretch = "percentile"
+    percentiles: tuple[float, float] = (2.0, 98.0)
+    vmin: float | None = None
+    vmax: float | None = None
+    colormap: str | None = None
+
+
+@dataclass(frozen=True)
+class Band:
+    """One band's metadata."""
+
+    index: int
+    dtype: str
+    description: str | None
+    colorinterp: str
+
+    @property
+    def label(self) -> str:
+        name = self.description or (self.colorinterp if self.colorinterp not in ("undefined", "gray") else "")
+        return f"{self.index} ({name})" if name else str(self.index)
+
+
+class RasterSource:
+    """A raster file, read for display.
+
+    Args:
+        path: The raster (any format GDAL reads).
+
+    Raises:
+        RasterError: when the file cannot be opened (names the file and GDAL's reason).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.name = self.path.name
+        try:
+            with _quiet(), rasterio.open(self.path) as src:
+                self.width, self.height, self.count = src.width, src.height, src.count
+                self.bands = [
+                    Band(i, src.dtypes[i - 1], src.descriptions[i - 1], src.colorinterp[i - 1].name)
+                    for i in src.indexes
+                ]
+                self.nodata = src.nodata
+                self.crs = src.crs
+                self.bounds = tuple(src.bounds)
+                self.transform = src.transform
+                self.has_overviews = bool(src.overviews(1))
+                self.palette = src.colormap(1) if src.colorinterp[0] == ColorInterp.palette else None
+        except RasterioError as exc:
+            raise RasterError(f"{self.path} cannot be read: {exc}") from exc
+        self.georeferenced = self.crs is not None
+        self.bounds_4326 = transform_bounds(self.crs, "EPSG:4326", *self.bounds) if self.crs else None
+        self._stats: dict[tuple[Any, ...], list[maths.Range]] = {}
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._display_path: Path | None = None
+
+    def __repr__(self) -> str:
+        return f"RasterSource({self.name!r}, {self.count} bands {self.bands[0].dtype}, {self.width}x{self.height})"
+
+    # -- bands -------------------------------------------------------------------------------
+    @property
+    def band_labels(self) -> str:
+        """The bands as ``1 (blue), 2 (green), ...`` for messages and pickers."""
+        return ", ".join(b.label for b in self.bands)
+
+    @property
+    def alpha_band(self) -> int | None:
+        """The alpha band's number, if any."""
+        return next((b.index for b in self.bands if b.colorinterp == "alpha"), None)
+
+    def default_bands(self) -> tuple[int, ...]:
+        """Red, green, blue by colour interpretation; else 1, 2, 3; else 1 (with a colormap)."""
+        by_interp = {b.colorinterp: b.index for b in self.bands}
+        if all(c in by_interp for c in ("red", "green", "blue")):
+            return (by_interp["red"], by_interp["green"], by_interp["blue"])
+        data = [b.index for b in self.bands if b.colorinterp != "alpha"]
+        return tuple(data[:3]) if len(data) >= 3 else (data[0] if data else 1,)
+
+    def check_bands(self, bands: Sequence[int] | None) -> tuple[int, ...]:
+        """``bands`` checked against this file, or the default.
+
+        Raises:
+            ValueError: unless 1 or 3 band numbers of this file, naming its bands.
+        """
+        if bands is None:
+            return self.default_bands()
+        accepted = f"{self.name} has bands {self.band_labels}; give 1 band or 3 (red, green, blue)"
+        if isinstance(bands, (str, bytes)) or not isinstance(bands, Sequence):
+            raise ValueError(f"bands must be a list of band numbers, not {bands!r}: {accepted}")
+        if len(bands) not in (1, 3) or not all(isinstance(b, (int, np.integer)) for b in bands):
+            raise ValueError(f"bands {list(bands)!r} cannot be shown: {accepted}")
+        outside = [b for b in bands if not 1 <= b <= self.count]
+        if outside:
+            raise ValueError(f"band {outside[0]} is not in {self.name}: it has bands {self.band_labels}")
+        return tuple(int(b) for b in bands)
+
+    # -- files and readers ---------------------------------------------------------------------
+    def display_path(self, progress: OverviewProgress | None = None) -> Path:
+        """The file to read for display: the raster, or its cached overviews when it lacks them."""
+        if self._display_path is None:
+            if needs_overviews(self.width, self.height, self.has_overviews):
+                self._display_path = cached_overviews(self.path, progress)
+            else:
+                self._display_path = self.path
+        return self._display_path
+
+    def _reader(self) -> Reader:
+        path = self.display_path()
+        reader = getattr(self._local, "reader", None)
+        if reader is None or getattr(self._local, "path", None) != path:
+            try:
+                with _quiet():
+                    reader = Reader(str(path))
+            except (RasterioError, RioTilerError) as exc:
+                raise RasterError(f"{self.path} cannot be read: {exc}") from exc
+            self._local.reader, self._local.path = reader, path
+        return reader
+
+    def close(self) -> None:
+        """Close this thread's reader (other threads' readers close when they end)."""
+        reader = getattr(self._local, "reader", None)
+        if reader is not None:
+            reader.close()
+            self._local.reader = None
+
+    def _read(self, what: str, call: Any, *args: Any, **kwargs: Any) -> ImageData:
+        try:
+            with _quiet():
+                image = call(*args, **kwargs)
+        except TileOutsideBounds:
+            raise
+        except (RasterioError, RioTilerError, ValueError) as exc:
+            raise RasterError(f"{self.path}: the {what} cannot be read: {exc}") from exc
+        image.array = maths.mask_invalid(image.array)
+        return image
+
+    # -- statistics -------------------------------------------------------------------------------
+    def ranges(self, style: Style) -> list[maths.Range] | None:
+        """The stretch of each shown band; ``None`` when a palette shows its own colours."""
+        bands = self.check_bands(style.bands)
+        if style.vmin is not None or style.vmax is not None:
+            stats = self.statistics(bands, "minmax") if style.vmin is None or style.vmax is None else None
+            return [
+                (
+                    style.vmin if style.vmin is not None else stats[i][0],  # type: ignore[index]
+                    style.vmax if style.vmax is not None else stats[i][1],  # type: ignore[index]
+                )
+                for i in range(len(bands))
+            ]
+        if self.palette is not None and bands == (1,) and style.colormap is None:
+            return None
+        return self.statistics(bands, style.stretch, style.percentiles)
+
+    def statistics(
+        self, bands: Sequence[int], stretch: maths.Stretch = "percentile", percentiles: tuple[float, float] = (2, 98)
+    ) -> list[maths.Range]:
+        """Each band's stretch range, from one decimated read, cached per band set."""
+        key = (tuple(bands), stretch, tuple(percentiles))
+        with self._lock:
+            if key not in self._stats:
+                image = self._read("statistics", self._reader().preview, indexes=list(bands), max_size=STATS_MAX_SIZE)
+                self._stats[key] = maths.band_ranges(image.array, stretch, percentiles)
+            return self._stats[key]
+
+    def lut(self, style: Style) -> np.ndarray | None:
+        """The colour table for a one-band style (``None`` for three bands)."""
+        if len(self.check_bands(style.bands)) != 1:
+            return None
+        if self.palette is not None and style.colormap is None:
+            return maths.lut_from_colormap(self.palette)
+        name = style.colormap or DEFAULT_COLORMAP
+        try:
+            return maths.lut_from_colormap(colormaps.get(name.lower()))
+        except Exception as exc:
+            raise ValueError(
+                f"unknown colormap {name!r}; known: {', '.join(sorted(colormaps.list())[:12])}, ..."
+            ) from exc
+
+    # -- rendering ---------------------------------------------------------------------------------
+    def preview(self, max_size: int, bands: Sequence[int] | None = None) -> ImageData:
+        """1 or 3 bands decimated to at most ``max_size`` pixels across (masked array inside)."""
+        return self.read_preview(max_size, self.check_bands(bands))
+
+    def read_preview(self, max_size: int, indexes: Sequence[int]) -> ImageData:
+        """Any bands decimated to at most ``max_size`` pixels across (masked array inside)."""
+        return self._read("preview", self._reader().preview, indexes=list(indexes), max_size=max_size)
+
+    def rgba(self, image: ImageData, style: Style) -> np.ndarray:
+        """An image's ``(4, h, w)`` uint8 RGBA under ``style``."""
+        return maths.to_rgba(image.array, self.ranges(style), lut=self.lut(style))
+
+    def tile_rgba(self, z: int, x: int, y: int, style: Style = Style()) -> np.ndarray | None:
+        """A 256 px Web Mercator tile as RGBA, or ``None`` outside the raster."""
+        self._need_crs("tiles")
+        reader = self._reader()
+        if not reader.tile_exists(x, y, z):
+            return None
+        bands = self.check_bands(style.bands)
+        try:
+            image = self._read("tile", reader.tile, x, y, z, tilesize=TILE_SIZE, indexes=list(bands))
+        except TileOutsideBounds:
+            return None
+        return self.rgba(image, style)
+
+    def tile(self, z: int, x: int, y: int, style: Style = Style(), img_format: str = "PNG") -> bytes | None:
+        """A 256 px Web Mercator tile as PNG or WEBP bytes, or ``None`` outside the raster."""
+        rgba = self.tile_rgba(z, x, y, style)
+        return None if rgba is None else encode(rgba, img_format)
+
+    def part_rgba(
+        self, bounds: tuple[float, float, float, float], width: int, height: int, style: Style = Style(),
+        *, bounds_crs: str = "EPSG:4326", dst_crs: str = "EPSG:3857",
+    ) -> np.ndarray:  # fmt: skip
+        """The part of the raster inside ``bounds``, warped to ``dst_crs``, as RGBA."""
+        self._need_crs("map overlays")
+        bands = self.check_bands(style.bands)
+        image = self._read(
+            "part", self._reader().part, bounds, dst_crs=rasterio.CRS.from_user_input(dst_crs),
+            bounds_crs=rasterio.CRS.from_user_input(bounds_crs), indexes=list(bands), width=width, height=height,
+        )  # fmt: skip
+        return self.rgba(image, style)
+
+    def _need_crs(self, what: str) -> None:
+        if not self.georeferenced:
+            raise RasterError(
+                f"{self.path} has no coordinate reference system, so it cannot be placed on a map for {what}; "
+                "plots still work"
+            )
+
+
+def encode(rgba: np.ndarray, img_format: str = "PNG") -> bytes:
+    """RGBA ``(4, h, w)`` uint8 as PNG or WEBP bytes (alpha kept)."""
+    fmt = img_format.upper()
+    if fmt not in ("PNG", "WEBP"):
+        raise ValueError(f"img_format must be PNG or WEBP (got {img_format!r})")
+    with _quiet():
+        return render(rgba[:3], mask=rgba[3], img_format=fmt)
+
+
+class _quiet(warnings.catch_warnings):
+    """Silence rasterio's NotGeoreferencedWarning: a raster without a CRS is legitimate here."""
+
+    def __enter__(self) -> None:
+        super().__enter__()
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        warnings.simplefilter("ignore", NoOverviewWarning)  # the overview cache deals with that
