@@ -34,6 +34,7 @@ BACKOFF = 0.5  # seconds, doubled each retry
 BACKOFF_MAX = 10.0
 RETRY_AFTER_MAX = 30.0  # a longer Retry-After is cut to this
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+READ_RETRIES = 2  # a read timeout is retried at most this often (downloads resume on their own)
 TOKEN_MARGIN = 30.0  # renew the token this many seconds before it expires
 
 
@@ -146,6 +147,7 @@ class Client:
         self.session.headers["User-Agent"] = "jobtask-widgets"
         retry = _CappedRetry(
             total=retries,
+            read=min(retries, READ_RETRIES),
             backoff_factor=backoff,
             backoff_max=BACKOFF_MAX,
             status_forcelist=RETRY_STATUSES,

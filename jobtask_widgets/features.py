@@ -25,6 +25,7 @@ def to_geodataframe(data: bytes) -> geopandas.GeoDataFrame:
     """
     import geopandas
     import pyogrio
+    from pandas.api.types import infer_dtype
 
     if b'"FeatureCollection"' not in data:
         return _exact(data)  # which says what is wrong
@@ -38,7 +39,7 @@ def to_geodataframe(data: bytes) -> geopandas.GeoDataFrame:
         return _exact(data)
     for column in frame.columns.drop(frame.geometry.name):
         values = frame[column]
-        if values.dtype == object:
+        if values.dtype == object and infer_dtype(values, skipna=True) != "string":
             return _exact(data)  # nested objects, lists, mixed types or all null: GDAL types them its own way
         if values.dtype.kind in "iu":
             frame[column] = values.astype("int64")
