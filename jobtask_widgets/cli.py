@@ -47,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("root", type=Path, metavar="ROOT")
     sample.set_defaults(run=_sample)
 
+    cache = sub.add_parser("cache", help="show the overview cache's size; --clear empties it")
+    cache.add_argument("--clear", action="store_true", help="remove every cached overview")
+    cache.set_defaults(run=_cache)
+
     demo = sub.add_parser("demo", help="serve the sample store from a temporary folder")
     demo.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     demo.add_argument("--port", type=int, default=8042, help="port; a free one when this is taken (default 8042)")
@@ -98,6 +102,16 @@ def _sample(args: argparse.Namespace) -> int:
     for task in sample.task_ids:
         print(f"  task {task}: {sample.task_dir(task)}")
     print(f"Serve it with: jobtask-widgets serve {sample.root}")
+    return 0
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from .overviews import cache_root, cache_size, clear_cache
+
+    if args.clear:
+        print(f"Overview cache {cache_root()} cleared: {clear_cache() / 1e6:.1f} MB freed")
+    else:
+        print(f"Overview cache {cache_root()}: {cache_size() / 1e6:.1f} MB")
     return 0
 
 

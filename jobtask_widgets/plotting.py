@@ -139,18 +139,16 @@ def results_figure(
 def _plot_array(source: RasterSource, data: np.ma.MaskedArray, bands: tuple[int, ...], kwargs: dict[str, Any]) -> tuple[
     np.ndarray, dict[str, Any]
 ]:  # fmt: skip
-    eight_bit = all(source.bands[b - 1].dtype == "uint8" for b in bands)
     style = Style(bands=bands, vmin=kwargs.get("vmin"), vmax=kwargs.get("vmax"))
     if len(bands) == 3:
-        ranges = [(0.0, 255.0)] * 3 if eight_bit and style.vmin is None and style.vmax is None else source.ranges(style)
-        rgba = to_rgba(data, ranges)
+        rgba = to_rgba(data, source.ranges(style))
         options = {k: v for k, v in kwargs.items() if k not in ("vmin", "vmax", "cmap")}
         return rgba.astype("float32") / 255.0, options
     if source.palette is not None and "cmap" not in kwargs:
         table = np.array([source.palette.get(i, (0, 0, 0, 0)) for i in range(256)], dtype="float32") / 255.0
         options = {"cmap": ListedColormap(table), "vmin": 0, "vmax": 255, "interpolation": "nearest", **kwargs}
         return data[0], options
-    low, high = (0.0, 255.0) if eight_bit else source.ranges(style)[0]  # type: ignore[index]
+    low, high = source.ranges(style)[0]  # type: ignore[index]
     options = {"cmap": "viridis", "vmin": low, "vmax": high, **kwargs}
     return data[0], options
 
@@ -181,7 +179,7 @@ def quicklooks_figure(
             ax.imshow(data[0], cmap="gray")
         else:
             rgb = np.moveaxis(data[:3].filled(0), 0, -1).astype("float32") / 255.0
-            alpha = (~np.ma.getmaskarray(data[:3]).any(axis=0)).astype("float32")
+            alpha = (~np.ma.getmaskarray(data[:3]).all(axis=0)).astype("float32")
             if data.shape[0] == 4:
                 alpha *= data[3].filled(0).astype("float32") / 255.0
             ax.imshow(np.dstack([rgb, alpha]))

@@ -43,7 +43,8 @@ class Style:
 
     Attributes:
         bands: 1 or 3 band numbers (1-based); ``None`` for the raster's default.
-        stretch: ``"percentile"`` (2-98 % by default) or ``"minmax"``; ignored with vmin/vmax.
+        stretch: ``"auto"`` (8-bit as it is, else 2-98 %), ``"percentile"`` or ``"minmax"``;
+            ignored where vmin/vmax are given.
         percentiles: The low and high percentiles of the percentile stretch.
         vmin: An explicit low end for every band.
         vmax: An explicit high end for every band.
@@ -52,7 +53,7 @@ class Style:
     """
 
     bands: tuple[int, ...] | None = None
-    stretch: maths.Stretch = "percentile"
+    stretch: maths.Stretch = "auto"
     percentiles: tuple[float, float] = (2.0, 98.0)
     vmin: float | None = None
     vmax: float | None = None
@@ -101,7 +102,7 @@ class RasterSource:
                 self.has_overviews = bool(src.overviews(1))
                 self.palette = src.colormap(1) if src.colorinterp[0] == ColorInterp.palette else None
         except RasterioError as exc:
-            raise RasterError(f"{self.path} cannot be read: {exc}") from exc
+            raise RasterError(f"{self.path} cannot be read: {gdal_reason(exc)}") from exc
         self.georeferenced = self.crs is not None
         self.bounds_4326 = transform_bounds(self.crs, "EPSG:4326", *self.bounds) if self.crs else None
         self._stats: dict[tuple[Any, ...], list[maths.Range]] = {}
@@ -146,7 +147,7 @@ class RasterSource:
             raise ValueError(f"bands {list(bands)!r} cannot be shown: {accepted}")
         outside = [b for b in bands if not 1 <= b <= self.count]
         if outside:
-            raise ValueError(f"band {outside[0]} is not in {self.name}: it has bands {self.band_labels}")
+            raise ValueError(f"band {outside[0]} is not in the file: {accepted}")
         return tuple(int(b) for b in bands)
 
     # -- files and readers ---------------------------------------------------------------------
@@ -167,7 +168,7 @@ class RasterSource:
                 with _quiet():
                     reader = Reader(str(path))
             except (RasterioError, RioTilerError) as exc:
-                raise RasterError(f"{self.path} cannot be read: {exc}") from exc
+                raise RasterError(f"{self.path} cannot be read: {gdal_reason(exc)}") from exc
             self._local.reader, self._local.path = reader, path
         return reader
 
@@ -185,7 +186,7 @@ class RasterSource:
         except TileOutsideBounds:
             raise
         except (RasterioError, RioTilerError, ValueError) as exc:
-            raise RasterError(f"{self.path}: the {what} cannot be read: {exc}") from exc
+            raise RasterError(f"{self.path}: the {what} cannot be read: {gdal_reason(exc)}") from exc
         image.array = maths.mask_invalid(image.array)
         return image
 
@@ -207,7 +208,7 @@ class RasterSource:
         return self.statistics(bands, style.stretch, style.percentiles)
 
     def statistics(
-        self, bands: Sequence[int], stretch: maths.Stretch = "percentile", percentiles: tuple[float, float] = (2, 98)
+        self, bands: Sequence[int], stretch: maths.Stretch = "auto", percentiles: tuple[float, float] = (2, 98)
     ) -> list[maths.Range]:
         """Each band's stretch range, from one decimated read, cached per band set."""
         key = (tuple(bands), stretch, tuple(percentiles))
@@ -281,6 +282,18 @@ class RasterSource:
                 f"{self.path} has no coordinate reference system, so it cannot be placed on a map for {what}; "
                 "plots still work"
             )
+
+
+def gdal_reason(exc: BaseException) -> str:
+    """The messages of an exception and its causes, GDAL's own first-hand reason included."""
+    parts: list[str] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(parts) < 4:
+        text = str(seen).strip()
+        if text and "See previous exception" not in text and text not in parts:
+            parts.append(text)
+        seen = seen.__cause__ or seen.__context__
+    return "; ".join(parts) or type(exc).__name__
 
 
 def encode(rgba: np.ndarray, img_format: str = "PNG") -> bytes:

@@ -1,7 +1,8 @@
 """Stretch and colour maths: pure functions on arrays, no I/O.
 
-Arrays are masked ``(bands, height, width)``; the mask marks nodata, NaN and alpha, which
-become transparent. A stretch maps each band's ``(low, high)`` range onto 0..255.
+Arrays are masked ``(bands, height, width)``; the mask marks nodata, NaN and alpha. A pixel
+becomes transparent where every shown band is masked (GDAL's rule for per-band nodata: a red
+pixel of an RGB with nodata 0 is (200, 0, 0), not a hole). A stretch maps each band's ``(low, high)`` range onto 0..255.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from typing import Literal
 
 import numpy as np
 
-Stretch = Literal["percentile", "minmax"]
+Stretch = Literal["auto", "percentile", "minmax"]
 Range = tuple[float, float]
-STRETCHES = ("percentile", "minmax")
+STRETCHES = ("auto", "percentile", "minmax")
 
 
 def mask_invalid(array: np.ma.MaskedArray) -> np.ma.MaskedArray:
@@ -31,7 +32,8 @@ def band_ranges(
 
     Args:
         array: ``(bands, height, width)``, masked where invalid.
-        stretch: ``"percentile"`` (between ``percentiles``) or ``"minmax"``.
+        stretch: ``"percentile"`` (between ``percentiles``) or ``"minmax"``; ``"auto"`` is
+            0..255 for 8-bit data and the percentile stretch otherwise.
         percentiles: The low and high percentiles, 0..100.
     """
     if stretch not in STRETCHES:
@@ -39,6 +41,10 @@ def band_ranges(
     low_p, high_p = percentiles
     if not 0 <= low_p < high_p <= 100:
         raise ValueError(f"percentiles must be (low, high) with 0 <= low < high <= 100 (got {percentiles!r})")
+    if stretch == "auto":
+        if array.dtype == np.uint8:
+            return [(0.0, 255.0)] * array.shape[0]
+        stretch = "percentile"
     ranges = []
     for band in mask_invalid(array):
         valid = band.compressed().astype("float64")
@@ -86,7 +92,7 @@ def to_rgba(
         byte = np.clip(array.filled(0), 0, 255).astype("uint8")
     else:
         byte = np.round(to_unit(array, ranges).filled(0) * 255).astype("uint8")
-    invalid = np.ma.getmaskarray(array).any(axis=0)
+    invalid = np.ma.getmaskarray(array).all(axis=0)  # GDAL's rule: nodata only where every band is
     if count == 1:
         table = lut if lut is not None else grey_lut()
         rgba = np.moveaxis(table[byte[0]], -1, 0).copy()
