@@ -8,6 +8,7 @@ figure on screen exactly once: inline in a notebook, ``plt.show()`` elsewhere.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import warnings
@@ -209,9 +210,12 @@ def discard(fig: Figure) -> None:
 def show(fig: Figure) -> None:
     """Show a figure from ``new_figure`` once: inline in a Jupyter kernel, else ``plt.show()``."""
     if _in_kernel():
-        from IPython.display import display
+        from IPython.display import Image, display
 
-        display(fig)
+        # a PNG, whatever the kernel's matplotlib backend (a bare Figure has no inline formatter)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=fig.dpi)
+        display(Image(data=buffer.getvalue(), format="png"))
         return
     import matplotlib.pyplot as plt
 
