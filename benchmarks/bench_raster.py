@@ -99,7 +99,7 @@ def _ours_plot(path: str) -> int:
 
     from jobtask_widgets.plotting import results_figure
 
-    fig = results_figure([path], figsize=FIGSIZE, bands=list(BANDS))
+    fig = results_figure([Path(path)], figsize=FIGSIZE, bands=list(BANDS))
     buffer = BytesIO()
     fig.savefig(buffer, format="png")
     return buffer.tell()

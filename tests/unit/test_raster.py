@@ -185,3 +185,17 @@ def test_the_cache_command_shows_and_clears_the_cache(tmp_path: Path, _cache: Pa
                              capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
     assert "cleared" in cleared.stdout
     assert cache_size() == 0
+
+
+def test_part_renders_the_view_warped_to_web_mercator(tmp_path: Path) -> None:
+    halves = RasterSource(rasters.halves_rgb(tmp_path / "h.tif", size=400))
+    west, south, east, north = halves.bounds_4326
+    rgba = halves.part_rgba((west, south, east, north), 300, 200)
+    assert rgba.shape == (4, 200, 300)
+    left, right = rgba[:, 100, 90], rgba[:, 100, 210]
+    assert tuple(left) == (200, 0, 0, 255) and tuple(right) == (0, 0, 200, 255)
+    assert rgba[3, 2, 2] == 0  # the nodata border
+    explicit = halves.part_rgba((west, south, east, north), 30, 20, Style(bands=(1,), vmin=0, vmax=200))
+    assert explicit.shape == (4, 20, 30)
+    with pytest.raises(RasterError, match="no coordinate reference system"):
+        RasterSource(rasters.no_crs(tmp_path / "n.tif")).part_rgba((0, 0, 1, 1), 10, 10)
