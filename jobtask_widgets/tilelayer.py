@@ -1,0 +1,206 @@
+"""RasterTileLayer: raster tiles sent over the widget channel to a Leaflet grid layer.
+
+The front end (``js/tilelayer.js``, a plain ES module shipped in this package) adds a Leaflet
+``GridLayer`` to every view of an ``ipyleaflet.Map`` and asks the kernel for each tile:
+
+- browser → kernel: ``{"kind": "tile", "id", "z", "x", "y", "revision"}`` and
+  ``{"kind": "cancel", "id"}`` for a tile that left the view;
+- kernel → browser: ``{"kind": "tile", "id", "media_type", "revision"}`` with the bytes as the
+  message's one buffer, ``{"kind": "tile", "id", "empty": true, "revision"}`` outside the raster,
+  or ``{"kind": "error", "id", "message", "revision"}``. A cancelled id gets no answer; the
+  front end never draws an answer for an old ``revision``.
+
+Tiles render in a thread pool (one rio-tiler reader per thread) and an LRU cache keeps recent
+ones, so the kernel's main thread never waits. No HTTP port, no proxy: it works wherever a
+widget works.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import ipyleaflet
+import traitlets as t
+from ipywidgets import widget_serialization
+
+from .errors import JobTaskError
+from .raster import RasterSource, Style
+from .stretch import STRETCHES
+
+# The message kinds of the tile protocol. The front end names them in js/tilelayer.js (KINDS);
+# tests/unit/test_tilelayer.py checks that both sides agree.
+KINDS = {"TILE": "tile", "CANCEL": "cancel", "ERROR": "error"}
+
+ESM = Path(__file__).parent / "js" / "tilelayer.js"
+CACHE_TILES = 512
+WORKERS = 4
+
+
+class RasterTileLayer(anywidget.AnyWidget):
+    """A raster on an ipyleaflet map, as tiles rendered in the kernel and sent over the widget channel.
+
+    Args:
+        map: The ``ipyleaflet.Map`` whose every view gets the layer.
+        source: A :class:`RasterSource` or a path to a raster.
+        bands: 1 or 3 band numbers; default from the file.
+        stretch: ``"auto"``, ``"percentile"`` or ``"minmax"``.
+        colormap: A colormap name for one band.
+        opacity: 0..1.
+        name: The layer's name; default the file name.
+    """
+
+    _esm = ESM
+    map = t.Instance(ipyleaflet.Map, allow_none=True).tag(sync=True, **widget_serialization)
+    name = t.Unicode("raster").tag(sync=True)
+    opacity = t.Float(1.0, min=0.0, max=1.0).tag(sync=True)
+    visible = t.Bool(True).tag(sync=True)
+    bounds = t.List(t.List(t.Float()), default_value=[]).tag(sync=True)
+    min_zoom = t.Int(0).tag(sync=True)
+    max_zoom = t.Int(24).tag(sync=True)
+    revision = t.Int(0).tag(sync=True)
+    attached = t.Int(0, read_only=True).tag(sync=True)
+
+    def __init__(
+        self,
+        map: ipyleaflet.Map,
+        source: RasterSource | str | Path,
+        *,
+        bands: Sequence[int] | None = None,
+        stretch: str = "auto",
+        colormap: str | None = None,
+        opacity: float = 1.0,
+        name: str | None = None,
+    ) -> None:
+        self.source = source if isinstance(source, RasterSource) else RasterSource(source)
+        if not self.source.georeferenced or self.source.bounds_4326 is None:
+            self.source._need_crs("tiles")
+        west, south, east, north = self.source.bounds_4326
+        self._style = self._checked_style(bands, stretch, colormap)
+        self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="jobtask-tiles")
+        self._cache: OrderedDict[tuple[Any, ...], tuple[str, bytes | None]] = OrderedDict()
+        self._futures: dict[str, Future[None]] = {}
+        self._cancelled: set[str] = set()
+        self._lock = threading.Lock()
+        super().__init__(
+            map=map,
+            name=name or self.source.name,
+            opacity=opacity,
+            bounds=[[south, west], [north, east]],
+        )
+        self.on_msg(self._on_msg)
+
+    # -- style --------------------------------------------------------------------------------
+    @property
+    def style(self) -> Style:
+        """The bands, stretch and colormap the tiles are drawn with."""
+        return self._style
+
+    @property
+    def bands(self) -> tuple[int, ...]:
+        """The shown bands."""
+        return self.source.check_bands(self._style.bands)
+
+    def set_style(
+        self, *, bands: Sequence[int] | None = None, stretch: str | None = None, colormap: str | None = None
+    ) -> None:
+        """Change bands, stretch or colormap; the layer redraws (a new ``revision``).
+
+        Raises:
+            ValueError: for bands not in the file, an unknown stretch or colormap.
+        """
+        style = self._checked_style(
+            bands if bands is not None else self._style.bands,
+            stretch if stretch is not None else self._style.stretch,
+            colormap if colormap is not None else self._style.colormap,
+        )
+        if style != self._style:
+            self._style = style
+            self.revision += 1
+
+    def _checked_style(self, bands: Sequence[int] | None, stretch: str, colormap: str | None) -> Style:
+        if stretch not in STRETCHES:
+            raise ValueError(f"stretch must be one of {', '.join(STRETCHES)} (got {stretch!r})")
+        style = Style(bands=self.source.check_bands(bands), stretch=stretch, colormap=colormap)  # type: ignore[arg-type]
+        self.source.lut(style)  # an unknown colormap raises here, not in a worker
+        return style
+
+    # -- the protocol ------------------------------------------------------------------------------
+    def _on_msg(self, _: Any, content: dict[str, Any], buffers: list[bytes]) -> None:
+        kind = content.get("kind") if isinstance(content, dict) else None
+        if kind == KINDS["CANCEL"]:
+            self._cancel(str(content.get("id")))
+        elif kind == KINDS["TILE"]:
+            self._request(content)
+
+    def _request(self, content: dict[str, Any]) -> None:
+        tile_id, revision = str(content.get("id")), content.get("revision", self.revision)
+        try:
+            z, x, y = (int(content[k]) for k in ("z", "x", "y"))
+        except (KeyError, TypeError, ValueError):
+            self._answer(tile_id, revision, error=f"a tile request needs integer z, x and y: {content!r}")
+            return
+        style = self._style
+        key = (style, z, x, y)
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+        if cached is not None:
+            self._answer(tile_id, revision, tile=cached)
+            return
+        future = self._pool.submit(self._render, tile_id, revision, style, key)
+        with self._lock:
+            self._futures[tile_id] = future
+        future.add_done_callback(lambda _: self._forget(tile_id))
+
+    def _render(self, tile_id: str, revision: int, style: Style, key: tuple[Any, ...]) -> None:
+        _, z, x, y = key
+        try:
+            data = self.source.tile(z, x, y, style)
+        except (JobTaskError, ValueError) as exc:
+            self._answer(tile_id, revision, error=str(exc))
+            return
+        tile = ("image/png", data)
+        with self._lock:
+            self._cache[key] = tile
+            self._cache.move_to_end(key)
+            while len(self._cache) > CACHE_TILES:
+                self._cache.popitem(last=False)
+        self._answer(tile_id, revision, tile=tile)
+
+    def _answer(
+        self, tile_id: str, revision: int, *, tile: tuple[str, bytes | None] | None = None, error: str | None = None
+    ) -> None:
+        with self._lock:
+            if tile_id in self._cancelled:
+                self._cancelled.discard(tile_id)
+                return
+        if error is not None:
+            self.send({"kind": KINDS["ERROR"], "id": tile_id, "message": error, "revision": revision})
+        elif tile is None or tile[1] is None:
+            self.send({"kind": KINDS["TILE"], "id": tile_id, "empty": True, "revision": revision})
+        else:
+            media_type, data = tile
+            answer = {"kind": KINDS["TILE"], "id": tile_id, "media_type": media_type, "revision": revision}
+            self.send(answer, buffers=[data])
+
+    def _cancel(self, tile_id: str) -> None:
+        with self._lock:
+            future = self._futures.pop(tile_id, None)
+            if future is not None and not future.cancel():
+                self._cancelled.add(tile_id)  # already rendering: drop its answer
+
+    def _forget(self, tile_id: str) -> None:
+        with self._lock:
+            self._futures.pop(tile_id, None)
+
+    def close(self) -> None:
+        """Detach from every map view and stop rendering."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        super().close()
