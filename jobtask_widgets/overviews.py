@@ -27,6 +27,8 @@ CACHE_ENV = "JOBTASK_WIDGETS_CACHE"
 OVERVIEW_MIN_SIZE = 2048  # a raster wider or taller than this gets overviews when it has none
 OVERVIEW_SMALLEST = 256  # overviews go down until the raster fits in this many pixels
 
+BUILD_CACHE_MB = 256  # GDAL's block cache while building
+
 OverviewProgress = Callable[[float], None]
 
 
@@ -59,7 +61,8 @@ def cached_overviews(path: str | os.PathLike[str], progress: OverviewProgress | 
 
     Args:
         path: The raster.
-        progress: Called with 0..1 as the overview levels are built.
+        progress: Called with 0.0 when a build starts and 1.0 when it is done (GDAL builds
+            every level in one pass and reports no steps through rasterio).
 
     Raises:
         RasterError: when the raster cannot be read while building.
@@ -82,15 +85,19 @@ def _build(path: Path, folder: Path, name: str, progress: OverviewProgress | Non
     try:
         vrt = staging / name
         rasterio.shutil.copy(str(path.resolve()), str(vrt), driver="VRT")
-        env = rasterio.Env(GDAL_TIFF_OVR_BLOCKSIZE=512, COMPRESS_OVERVIEW="DEFLATE", GDAL_NUM_THREADS="ALL_CPUS")
+        env = rasterio.Env(
+            GDAL_TIFF_OVR_BLOCKSIZE=512,
+            COMPRESS_OVERVIEW="DEFLATE",
+            GDAL_NUM_THREADS="ALL_CPUS",
+            GDAL_CACHEMAX=BUILD_CACHE_MB,  # GDAL's default (5 % of RAM) stays held by the kernel
+        )
         with env, rasterio.open(vrt, "r+") as dst:
-            factors = overview_factors(dst.width, dst.height)
             if progress:
                 progress(0.0)
-            for done, factor in enumerate(factors, start=1):
-                dst.build_overviews([factor], Resampling.average)
-                if progress:
-                    progress(done / len(factors))
+            # one call: GDAL reads the full resolution once and derives each level from the last
+            dst.build_overviews(overview_factors(dst.width, dst.height), Resampling.average)
+        if progress:
+            progress(1.0)
         staging.replace(folder)
     except rasterio.errors.RasterioError as exc:
         raise RasterError(f"{path}: overviews could not be built: {exc}") from exc

@@ -94,10 +94,12 @@ def _grid(fig: Figure, count: int) -> list[Any]:
     return axes[:count]
 
 
-def _axes_pixels(fig: Figure, ax: Any) -> int:
-    width, height = fig.get_size_inches() * fig.dpi
-    ncols, nrows = ax.get_subplotspec().get_gridspec().get_geometry()[::-1]
-    return max(64, int(max(width / ncols, height / nrows)))
+def _axes_pixels(fig: Figure, ax: Any, width: int, height: int) -> int:
+    """The longest side, in pixels, of a ``width`` x ``height`` image fitted into ``ax``."""
+    nrows, ncols = ax.get_subplotspec().get_gridspec().get_geometry()
+    box_w, box_h = fig.get_size_inches() * fig.dpi / (ncols, nrows)
+    scale = min(box_w / width, box_h / height)
+    return max(64, math.ceil(max(width, height) * scale))
 
 
 def results_figure(
@@ -125,7 +127,7 @@ def results_figure(
     fig = fig if fig is not None else Figure(figsize=figsize, layout="constrained")
     axes = _grid(fig, len(sources))
     for source, band_set, title, ax in zip(sources, chosen, names, axes, strict=True):
-        image = source.preview(_axes_pixels(fig, ax), band_set)
+        image = source.preview(_axes_pixels(fig, ax, source.width, source.height), band_set)
         array, options = _plot_array(source, image.array, band_set, kwargs)
         transform = _transform(source, image.bounds, array.shape[-2:]) if source.georeferenced else None
         with warnings.catch_warnings():
@@ -174,7 +176,8 @@ def quicklooks_figure(
     axes = _grid(fig, len(paths))
     for path, title, ax in zip(paths, names, axes, strict=True):
         source = RasterSource(path)
-        image = source.read_preview(_axes_pixels(fig, ax), range(1, min(source.count, 4) + 1))
+        size = _axes_pixels(fig, ax, source.width, source.height)
+        image = source.read_preview(size, range(1, min(source.count, 4) + 1))
         data = image.array
         if data.shape[0] == 1:
             ax.imshow(data[0], cmap="gray")

@@ -64,10 +64,12 @@ def to_unit(array: np.ma.MaskedArray, ranges: Sequence[Range]) -> np.ma.MaskedAr
     array = mask_invalid(array)
     if len(ranges) != array.shape[0]:
         raise ValueError(f"{len(ranges)} ranges for {array.shape[0]} bands")
-    low = np.array([r[0] for r in ranges], dtype="float64")[:, None, None]
-    high = np.array([r[1] for r in ranges], dtype="float64")[:, None, None]
-    scaled = (array.astype("float64") - low) / (high - low)
-    return np.ma.clip(scaled, 0.0, 1.0).astype("float32")
+    low = np.array([r[0] for r in ranges], dtype="float32")[:, None, None]
+    span = np.array([r[1] - r[0] for r in ranges], dtype="float32")[:, None, None]
+    scaled = np.subtract(array.filled(0), low, dtype="float32")  # float32 throughout: no float64 copies
+    scaled /= span
+    np.clip(scaled, 0.0, 1.0, out=scaled)
+    return np.ma.MaskedArray(scaled, mask=np.ma.getmaskarray(array))
 
 
 def to_rgba(

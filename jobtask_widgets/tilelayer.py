@@ -193,7 +193,9 @@ class RasterTileLayer(anywidget.AnyWidget):
     def _cancel(self, tile_id: str) -> None:
         with self._lock:
             future = self._futures.pop(tile_id, None)
-            if future is not None and not future.cancel():
+        # outside the lock: a successful cancel runs the done callback (_forget) right here
+        if future is not None and not future.cancel():
+            with self._lock:
                 self._cancelled.add(tile_id)  # already rendering: drop its answer
 
     def _forget(self, tile_id: str) -> None:
@@ -202,5 +204,7 @@ class RasterTileLayer(anywidget.AnyWidget):
 
     def close(self) -> None:
         """Detach from every map view and stop rendering."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        pool = getattr(self, "_pool", None)  # absent when __init__ raised
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
         super().close()

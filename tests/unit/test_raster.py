@@ -156,7 +156,7 @@ def test_a_large_raster_without_overviews_gets_them_once_in_the_cache(tmp_path: 
     steps: list[float] = []
     display = source.display_path(progress=steps.append)
     assert display.suffix == ".vrt" and display.is_relative_to(_cache)
-    assert steps[0] == 0.0 and steps[-1] == 1.0 and steps == sorted(steps) and len(steps) >= 3
+    assert steps == [0.0, 1.0]
     import rasterio
 
     with rasterio.open(display) as vrt:
@@ -164,6 +164,7 @@ def test_a_large_raster_without_overviews_gets_them_once_in_the_cache(tmp_path: 
     built = display.stat().st_mtime_ns
     again = RasterSource(path).display_path(progress=steps.append)
     assert again == display and display.stat().st_mtime_ns == built  # not rebuilt
+    assert steps == [0.0, 1.0]  # no second build, no second report
     assert sorted(tmp_path.glob("big*")) == before  # the user's folder is untouched
     image = source.preview(300)
     assert max(image.array.shape[1:]) == 300
