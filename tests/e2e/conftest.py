@@ -50,7 +50,9 @@ bands = w.Dropdown(options=[("true colour", (3, 2, 1)), ("near infrared", (4,))]
 bands.observe(lambda change: layer.set_style(bands=change["new"]), "value")
 status = w.Label()
 w.dlink((layer, "attached"), (status, "value"), lambda n: f"attached to {{n}} map views")
-display(w.VBox([m, visible, bands, status]))
+remove = w.Button(description="remove layer")
+remove.on_click(lambda _: layer.close())
+display(w.VBox([m, visible, bands, status, remove]))
 """
 
 

@@ -58,6 +58,10 @@ def exercise(page: Any, name: str) -> None:
     redrawn = loaded_tiles(page)
     assert redrawn and {t["revision"] for t in redrawn} == {"1"}
     screenshot(page, f"{name}-4-nir")
+
+    page.get_by_role("button", name="remove layer").click()  # closes the widget in the kernel
+    page.wait_for_function("document.querySelectorAll('img.jobtask-raster-tile').length === 0", timeout=30_000)
+    assert page.locator(".jobtask-raster-layer").count() == 0  # detached from both views
     assert page.errors == []
 
 
