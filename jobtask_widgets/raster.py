@@ -247,7 +247,7 @@ class RasterSource:
 
     def tile_rgba(self, z: int, x: int, y: int, style: Style = Style()) -> np.ndarray | None:
         """A 256 px Web Mercator tile as RGBA, or ``None`` outside the raster."""
-        self._need_crs("tiles")
+        self.require_crs("tiles")
         reader = self._reader()
         if not reader.tile_exists(x, y, z):
             return None
@@ -268,7 +268,7 @@ class RasterSource:
         *, bounds_crs: str = "EPSG:4326", dst_crs: str = "EPSG:3857",
     ) -> np.ndarray:  # fmt: skip
         """The part of the raster inside ``bounds``, warped to ``dst_crs``, as RGBA."""
-        self._need_crs("map overlays")
+        self.require_crs("map overlays")
         bands = self.check_bands(style.bands)
         image = self._read(
             "part", self._reader().part, bounds, dst_crs=rasterio.CRS.from_user_input(dst_crs),
@@ -276,7 +276,8 @@ class RasterSource:
         )  # fmt: skip
         return self.rgba(image, style)
 
-    def _need_crs(self, what: str) -> None:
+    def require_crs(self, what: str) -> None:
+        """Raise ``RasterError`` saying why a raster without a CRS cannot be used for ``what``."""
         if not self.georeferenced:
             raise RasterError(
                 f"{self.path} has no coordinate reference system, so it cannot be placed on a map for {what}; "

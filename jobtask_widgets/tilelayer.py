@@ -78,9 +78,8 @@ class RasterTileLayer(anywidget.AnyWidget):
         name: str | None = None,
     ) -> None:
         self.source = source if isinstance(source, RasterSource) else RasterSource(source)
-        if not self.source.georeferenced or self.source.bounds_4326 is None:
-            self.source._need_crs("tiles")
-        west, south, east, north = self.source.bounds_4326
+        self.source.require_crs("tiles")
+        west, south, east, north = self.source.bounds_4326  # type: ignore[misc]
         self._style = self._checked_style(bands, stretch, colormap)
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="jobtask-tiles")
         self._cache: OrderedDict[tuple[Any, ...], tuple[str, bytes | None]] = OrderedDict()
