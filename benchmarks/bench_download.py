@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from support import start_server, stop_server
+
 if TYPE_CHECKING:
     from jobtask_widgets.sample import Sample
 
@@ -94,30 +96,6 @@ def curl_peak_kb(cmd: list[str], tmp: Path) -> tuple[str, float, float]:
     return out, peak_kb, user + system
 
 
-def start_server(root: Path, cache: Path) -> tuple[subprocess.Popen[str], str]:
-    """``jobtask-widgets serve`` on a free loopback port; return the process and its API URL."""
-    cmd = [sys.executable, "-m", "jobtask_widgets.cli", "serve", str(root), "--host", "127.0.0.1", "--port", "0"]
-    cmd += ["--cache-dir", str(cache), "--log-level", "warning", "--url-ttl", "3600"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("API: "):
-            return proc, line.split()[1]
-    stop_server(proc)
-    raise RuntimeError("the server exited before it listened")
-
-
-def stop_server(proc: subprocess.Popen[str]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    if proc.stdout is not None:
-        proc.stdout.close()
-
-
 def write_store(tmp: Path, mib: int) -> Sample:
     """The sample store plus ``mib`` MiB of seeded random bytes in the first task's output/."""
     import numpy as np
@@ -167,7 +145,7 @@ def main() -> int:
         tmp = Path(tmp_name)
         print(f"writing the store with a {args.mib} MiB incompressible file into {tmp} ...", flush=True)
         sample = write_store(tmp, args.mib)
-        server, api = start_server(sample.root, tmp / "cache")
+        server, api = start_server(sample.root, tmp / "cache", "--url-ttl", "3600")
         try:
             client = jw.authenticate(api_url=api, project_id=sample.project_id, project_api_key=sample.project_api_key)
             url = client.results_url(sample.project_id, sample.job_id, sample.task_ids[0])

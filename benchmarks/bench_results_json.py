@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from support import start_server, stop_server
+
 VARIANTS = ("http-ours", "http-naive", "disk-ours", "disk-naive")
 TARGET = 0.5
 CLASSES = ("building", "vessel", "cloud", "car", "tree", "solar panel")
@@ -114,30 +116,6 @@ def verify(data: bytes) -> str:
     return "the exact fallback (json.loads + from_features)" if calls else "GDAL (pyogrio), no fallback"
 
 
-def start_server(root: Path) -> tuple[subprocess.Popen[str], str]:
-    """``jobtask-widgets serve`` on a free loopback port; return the process and its API URL."""
-    cmd = [sys.executable, "-m", "jobtask_widgets.cli", "serve", str(root), "--host", "127.0.0.1", "--port", "0"]
-    cmd += ["--cache-dir", str(root.parent / "cache"), "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("API: "):
-            return proc, line.split()[1]
-    stop_server(proc)
-    raise RuntimeError("the server exited before it listened")
-
-
-def stop_server(proc: subprocess.Popen[str]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    if proc.stdout is not None:
-        proc.stdout.close()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--features", type=int, default=100_000, help="features in data.json")
@@ -156,7 +134,7 @@ def main() -> int:
         path.write_bytes(data)
         print(f"data.json: {args.features} features, {len(data) / 1e6:.1f} MB, seed {args.seed}")
         print(f"frames equal (assert_geodataframe_equal, check_like); to_geodataframe took {verify(data)}")
-        server, url = start_server(sample.root)
+        server, url = start_server(sample.root, sample.root.parent / "cache")
         try:
             print(f"server {url}\n\n{'variant':11} {'run':>3} {'seconds':>8} {'rows':>7}")
             for i in range(1, args.runs + 1):
