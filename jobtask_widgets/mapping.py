@@ -1,0 +1,173 @@
+"""The results map: what goes on it and where it looks.
+
+This first part holds the pure pieces of ``map_results`` (no widgets, no I/O beyond reading
+data.json): pairing each result raster with its data.json feature, the view that fits the
+results (computed in Python, so it is right before any browser reports its size), escaped
+popup tables, the AOI in every accepted form, and thinning of very large feature sets.
+The ``ResultsMap`` widget that assembles them is built on these.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+DATA_PATH = "up42.data_path"
+RASTER_SUFFIXES = (".tif", ".tiff")
+MAX_FEATURES = 5000
+MAX_ZOOM = 18
+TILE = 256
+GEOMETRY_TYPES = {
+    "Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon", "GeometryCollection",
+}  # fmt: skip
+
+
+def pair_rasters(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[Path, dict[str, Any] | None]]:
+    """Each result GeoTIFF with its data.json feature: by ``up42.data_path``, else by order.
+
+    ``paths`` are a download's files (``JobTask.results``); ``up42.data_path`` is relative to the
+    folder that holds data.json.
+    """
+    files = [Path(p) for p in paths]
+    rasters = [p for p in files if p.suffix.lower() in RASTER_SUFFIXES]
+    data_json = next((p for p in files if p.name == "data.json"), None)
+    features = read_features(data_json) if data_json is not None else []
+    by_path = {
+        str(f.get("properties", {}).get(DATA_PATH)).lstrip("./"): f
+        for f in features
+        if isinstance(f.get("properties"), dict) and f["properties"].get(DATA_PATH)
+    }
+    unclaimed = [f for f in features if f not in by_path.values()]
+    pairs: list[tuple[Path, dict[str, Any] | None]] = []
+    for raster in rasters:
+        feature = None
+        if data_json is not None and raster.is_relative_to(data_json.parent):
+            feature = by_path.get(raster.relative_to(data_json.parent).as_posix())
+        if feature is None and not by_path and unclaimed:
+            feature = unclaimed.pop(0)  # no data paths at all: the original platform's order
+        pairs.append((raster, feature))
+    return pairs
+
+
+def read_features(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The features of a GeoJSON FeatureCollection file.
+
+    Raises:
+        ValueError: when the file is not a FeatureCollection.
+    """
+    try:
+        collection = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path} cannot be read as GeoJSON: {exc}") from exc
+    if not isinstance(collection, dict) or collection.get("type") != "FeatureCollection":
+        raise ValueError(f"{path} is not a GeoJSON FeatureCollection")
+    return [f for f in collection.get("features") or [] if isinstance(f, dict)]
+
+
+def layer_name(raster: Path, feature: Mapping[str, Any] | None, name_column: str) -> str:
+    """A raster layer's name: its feature's ``name_column`` value, else the file name."""
+    properties = (feature or {}).get("properties") or {}
+    value = properties.get(name_column)
+    return f"{value} ({raster.name})" if value not in (None, "") else raster.name
+
+
+def _mercator_y(lat: float) -> float:
+    lat = max(min(lat, 85.0511), -85.0511)
+    return math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
+
+
+def fit_view(
+    bounds: tuple[float, float, float, float], width: int = 1000, height: int = 600, padding: int = 20
+) -> tuple[tuple[float, float], int]:
+    """The centre ``(lat, lon)`` and the largest zoom at which ``bounds`` fit ``width x height`` px.
+
+    Args:
+        bounds: ``(west, south, east, north)`` in degrees.
+        width: The map's width in pixels.
+        height: The map's height in pixels.
+        padding: Pixels kept free on each side.
+    """
+    west, south, east, north = bounds
+    if not (west <= east and south <= north):
+        raise ValueError(f"bounds must be (west, south, east, north) with west <= east and south <= north: {bounds}")
+    centre_y = (_mercator_y(south) + _mercator_y(north)) / 2
+    centre_lat = math.degrees(2 * math.atan(math.exp(centre_y)) - math.pi / 2)
+    centre = (centre_lat, (west + east) / 2)
+    span_x = max((east - west) / 360.0, 1e-9)  # fraction of the world's width
+    span_y = max((_mercator_y(north) - _mercator_y(south)) / (2 * math.pi), 1e-9)
+    usable_w, usable_h = max(width - 2 * padding, 1), max(height - 2 * padding, 1)
+    zoom = math.floor(math.log2(min(usable_w / (TILE * span_x), usable_h / (TILE * span_y))))
+    return centre, max(0, min(MAX_ZOOM, zoom))
+
+
+def union_bounds(boxes: Sequence[tuple[float, float, float, float]]) -> tuple[float, float, float, float]:
+    """The box around several ``(west, south, east, north)`` boxes."""
+    if not boxes:
+        raise ValueError("no bounds to join")
+    wests, souths, easts, norths = zip(*boxes, strict=True)
+    return min(wests), min(souths), max(easts), max(norths)
+
+
+def popup_html(properties: Mapping[str, Any]) -> str:
+    """An HTML table of a feature's properties; every key and value is escaped."""
+    rows = []
+    for key, value in properties.items():
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+        if len(text) > 300:
+            text = text[:300] + "…"
+        rows.append(f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(text)}</td></tr>")
+    return '<table class="jobtask-popup">' + "".join(rows) + "</table>"
+
+
+def thin_features(features: Sequence[dict[str, Any]], limit: int = MAX_FEATURES) -> tuple[list[dict[str, Any]], str]:
+    """At most ``limit`` features (an even subsample), and a note saying so when thinned."""
+    if len(features) <= limit:
+        return list(features), ""
+    step = len(features) / limit
+    kept = [features[int(i * step)] for i in range(limit)]
+    return kept, f"showing {limit:,} of {len(features):,} features (every {step:.1f}th), so the map stays responsive"
+
+
+def aoi_geojson(aoi: Any) -> dict[str, Any]:
+    """The AOI as a GeoJSON FeatureCollection in EPSG:4326.
+
+    Accepts a GeoDataFrame (reprojected to EPSG:4326), a path to a GeoJSON file, a GeoJSON dict
+    (geometry, Feature or FeatureCollection) or a shapely geometry.
+
+    Raises:
+        ValueError: for anything else, saying what is accepted.
+    """
+    accepted = "a GeoDataFrame, a path to a GeoJSON file, a GeoJSON dict or a shapely geometry"
+    if isinstance(aoi, (str, os.PathLike)):
+        path = Path(aoi)
+        if not path.is_file():
+            raise ValueError(f"aoi {str(aoi)!r} is not a file; aoi must be {accepted}")
+        try:
+            value = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"aoi file {path} is not GeoJSON ({exc}); aoi must be {accepted}") from exc
+        return _from_dict(value if isinstance(value, dict) else {}, accepted)
+    if isinstance(aoi, Mapping):
+        return _from_dict(dict(aoi), accepted)
+    if hasattr(aoi, "to_crs") and hasattr(aoi, "to_json"):  # a GeoDataFrame or GeoSeries
+        frame = aoi.to_crs(4326) if getattr(aoi, "crs", None) is not None else aoi
+        return dict(json.loads(frame.to_json()))
+    if hasattr(aoi, "__geo_interface__") and hasattr(aoi, "geom_type"):  # a shapely geometry
+        return _from_dict(json.loads(json.dumps(aoi.__geo_interface__)), accepted)  # tuples become lists
+    raise ValueError(f"aoi must be {accepted} (got {type(aoi).__name__})")
+
+
+def _from_dict(value: dict[str, Any], accepted: str) -> dict[str, Any]:
+    kind = value.get("type")
+    if kind == "FeatureCollection":
+        return value
+    if kind == "Feature":
+        return {"type": "FeatureCollection", "features": [value]}
+    if kind in GEOMETRY_TYPES:
+        return {"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": value, "properties": {}}]}
+    raise ValueError(f"aoi dict has type {kind!r}, not GeoJSON; aoi must be {accepted}")
