@@ -225,6 +225,40 @@ class JobTask:
             raise
         plotting.show(fig)
 
+    def map_results(
+        self,
+        bands: list[int] | None = None,
+        aoi: Any = None,
+        show_images: bool = True,
+        show_features: bool = True,
+        name_column: str = "uid",
+        save_html: str | os.PathLike[str] | None = None,
+    ) -> Any:
+        """An interactive map of the last download's results (a ``ResultsMap``, shown inline).
+
+        Args:
+            bands: 1 or 3 band numbers for every raster; default from each file.
+            aoi: A GeoDataFrame, a GeoJSON path or dict, or a shapely geometry, drawn dashed.
+            show_images: Whether to show the result rasters.
+            show_features: Whether to show the features (a block's GeoJSON, else data.json).
+            name_column: The feature property that labels each feature.
+            save_html: Not available yet: saving the map as a standalone page is still to do.
+
+        Raises:
+            ValueError: when nothing is downloaded, for bad bands or a bad aoi.
+            NotImplementedError: for ``save_html`` (not done yet).
+        """
+        from .mapping import build_results_map
+
+        if not self.results:
+            raise ValueError("no results to map: call download_results() first")
+        if save_html is not None:
+            raise NotImplementedError("save_html is not available yet; the map itself works")
+        return build_results_map(
+            self.results, bands=bands, aoi=aoi, show_images=show_images, show_features=show_features,
+            name_column=name_column,
+        )  # fmt: skip
+
     @staticmethod
     def _plot_paths(filepaths: Any, last: list[str] | None, what: str, call: str) -> list[Path]:
         from . import plotting

@@ -171,3 +171,35 @@ def _from_dict(value: dict[str, Any], accepted: str) -> dict[str, Any]:
     if kind in GEOMETRY_TYPES:
         return {"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": value, "properties": {}}]}
     raise ValueError(f"aoi dict has type {kind!r}, not GeoJSON; aoi must be {accepted}")
+
+
+# -- the map widget -----------------------------------------------------------------------------------
+
+
+def build_results_map(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    bands: Sequence[int] | None = None,
+    aoi: Any = None,
+    show_images: bool = True,
+    show_features: bool = True,
+    name_column: str = "uid",
+    basemap: Any = None,
+) -> Any:
+    """The ``ResultsMap`` of a download's files (see ``JobTask.map_results``)."""
+    from .mapwidget import ResultsMap
+
+    pairs = pair_rasters(paths)
+    files = [Path(p) for p in paths]
+    feature_file = next((p for p in files if p.suffix.lower() == ".geojson"), None) or next(
+        (p for p in files if p.name == "data.json"), None
+    )
+    features = read_features(feature_file) if feature_file is not None and show_features else []
+    return ResultsMap(
+        rasters=pairs if show_images else [],
+        features=features,
+        aoi=aoi_geojson(aoi) if aoi is not None else None,
+        bands=bands,
+        name_column=name_column,
+        basemap=basemap,
+    )
