@@ -113,15 +113,22 @@ def union_bounds(boxes: Sequence[tuple[float, float, float, float]]) -> tuple[fl
     return min(wests), min(souths), max(easts), max(norths)
 
 
-def popup_html(properties: Mapping[str, Any]) -> str:
+POPUP_TABLE = 'class="jobtask-popup" style="border-collapse:collapse;font-size:12px;line-height:1.3"'
+POPUP_KEY = 'style="text-align:left;vertical-align:top;padding:1px 8px 1px 0;white-space:nowrap"'
+POPUP_VALUE = 'style="padding:1px 0;word-break:break-word"'
+
+
+def popup_html(properties: Mapping[str, Any], hidden: Sequence[str] = ()) -> str:
     """An HTML table of a feature's properties; every key and value is escaped."""
     rows = []
     for key, value in properties.items():
+        if key in hidden:
+            continue
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
         if len(text) > 300:
             text = text[:300] + "…"
-        rows.append(f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(text)}</td></tr>")
-    return '<table class="jobtask-popup">' + "".join(rows) + "</table>"
+        rows.append(f"<tr><th {POPUP_KEY}>{html.escape(str(key))}</th><td {POPUP_VALUE}>{html.escape(text)}</td></tr>")
+    return f"<table {POPUP_TABLE}>" + "".join(rows) + "</table>"
 
 
 def thin_features(features: Sequence[dict[str, Any]], limit: int = MAX_FEATURES) -> tuple[list[dict[str, Any]], str]:

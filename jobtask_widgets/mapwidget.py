@@ -25,7 +25,7 @@ from .raster import RasterSource, encode
 from .tilelayer import RasterTileLayer
 
 FALLBACK_AFTER = 4.0  # seconds a shown map waits for a tile layer to attach before the static overlay
-FEATURE_STYLE = {"color": "#ff7800", "weight": 2, "fillOpacity": 0.15}
+FEATURE_STYLE = {"color": "#ff7800", "weight": 2, "fillOpacity": 0.0}  # no tint over the imagery; still clickable
 AOI_STYLE = {"color": "#1f5fd6", "weight": 3, "dashArray": "6 4", "fillOpacity": 0.0}
 POINT_STYLE = {"radius": 6, "color": "#ff7800", "fillColor": "#ffb366", "fillOpacity": 0.9, "weight": 2}
 
@@ -100,16 +100,20 @@ class ResultsMap(ipyleaflet.Map):
         layer = ipyleaflet.GeoJSON(
             data={"type": "FeatureCollection", "features": labelled},
             style=FEATURE_STYLE,
-            hover_style={"weight": 4, "fillOpacity": 0.35},
+            hover_style={"weight": 4, "fillOpacity": 0.2},
             point_style=POINT_STYLE,
             popup=popup,
+            popup_min_width=280,
+            popup_max_width=440,
+            popup_max_height=320,
             name="features",
         )
 
         def on_click(feature: dict[str, Any] | None = None, **_: Any) -> None:
             properties = dict((feature or {}).get("properties") or {})
             label = properties.pop("_label", "")
-            popup.value = f"<b>{html.escape(str(label))}</b>" + mapping.popup_html(properties)
+            # ipyleaflet adds each feature's "style"; it is not the data's
+            popup.value = f"<b>{html.escape(str(label))}</b>" + mapping.popup_html(properties, hidden=("style",))
 
         def on_hover(feature: dict[str, Any] | None = None, **_: Any) -> None:
             self._hover.value = html.escape(str(((feature or {}).get("properties") or {}).get("_label", "")))
@@ -122,16 +126,19 @@ class ResultsMap(ipyleaflet.Map):
     def _add_controls(self) -> None:
         rows: list[w.Widget] = []
         for name, layer in self.raster_layers.items():
-            box = w.Checkbox(value=True, description=name, indent=False)
+            box = w.Checkbox(value=True, description=name, indent=False, layout=w.Layout(width="auto"))
             w.link((box, "value"), (layer, "visible"))
-            opacity = w.FloatSlider(value=1.0, min=0, max=1, step=0.05, readout=False, layout=w.Layout(width="120px"))
+            opacity = w.FloatSlider(
+                value=1.0, min=0, max=1, step=0.05, readout=False, description_tooltip="opacity",
+                layout=w.Layout(width="90px"),
+            )  # fmt: skip
             w.link((opacity, "value"), (layer, "opacity"))
-            rows.append(w.HBox([box, opacity]))
+            rows.append(w.HBox([box, opacity], layout=w.Layout(width="auto", align_items="center")))
         for label, extra in (("features", self.feature_layer), ("AOI", self.aoi_layer)):
             if extra is not None:
                 rows.append(self._toggle(label, extra))
         if rows:
-            panel = w.VBox([w.HTML("<b>Layers</b>"), *rows])
+            panel = w.VBox([w.HTML("<b>Layers</b>"), *rows], layout=w.Layout(width="auto", padding="0 6px"))
             self.add(ipyleaflet.WidgetControl(widget=panel, position="topright"))
         self.add(ipyleaflet.FullScreenControl())
         self.add(ipyleaflet.ScaleControl(position="bottomleft"))
@@ -144,7 +151,7 @@ class ResultsMap(ipyleaflet.Map):
             self.add(ipyleaflet.WidgetControl(widget=w.HTML(html.escape(self.note)), position="bottomleft"))
 
     def _toggle(self, label: str, layer: ipyleaflet.Layer) -> w.Checkbox:
-        box = w.Checkbox(value=True, description=label, indent=False)
+        box = w.Checkbox(value=True, description=label, indent=False, layout=w.Layout(width="auto"))
 
         def flip(change: dict[str, Any]) -> None:
             if change["new"] and layer not in self.layers:

@@ -56,6 +56,26 @@ display(w.VBox([m, visible, bands, status, remove]))
 """
 
 
+RESULTS_NOTEBOOK = """
+import tempfile
+from pathlib import Path
+
+from shapely.geometry import box
+
+import jobtask_widgets as jw
+from jobtask_widgets.sample import SAMPLE_RGB_TASK, write_sample
+from jobtask_widgets.server import BackgroundServer, create_app
+
+folder = Path(tempfile.mkdtemp())
+sample = write_sample(folder / "store")
+server = BackgroundServer(create_app(sample.root)).start()
+jw.authenticate(api_url=server.url, project_id=sample.project_id, project_api_key=sample.project_api_key)
+task = jw.initialize_jobtask(SAMPLE_RGB_TASK, sample.job_id)
+_ = task.download_results(folder / "results", progress=False)
+task.map_results(aoi=box(-78.2, 24.4, -77.4, 25.0))
+"""
+
+
 def require_browser() -> None:
     if Path(CHROMIUM).exists():
         return
@@ -109,6 +129,10 @@ def notebook_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     nb.cells = [nbformat.v4.new_code_cell(MAP_NOTEBOOK), nbformat.v4.new_code_cell("display(m)  # the map, twice")]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, folder / "raster_map.ipynb")
+    results = nbformat.v4.new_notebook()
+    results.cells = [nbformat.v4.new_code_cell(RESULTS_NOTEBOOK)]
+    results.metadata["kernelspec"] = nb.metadata["kernelspec"]
+    nbformat.write(results, folder / "map_results.ipynb")
     return folder
 
 
@@ -123,9 +147,8 @@ def start(args: list[str], cwd: Path, port: int) -> subprocess.Popen[bytes]:
 def voila_url(notebook_dir: Path) -> Iterator[str]:
     require_browser()
     port = free_port()
-    proc = start(["voila", "raster_map.ipynb", "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1"],
-                 notebook_dir, port)  # fmt: skip
-    yield f"http://127.0.0.1:{port}/"
+    proc = start(["voila", "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1"], notebook_dir, port)
+    yield f"http://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(timeout=30)
 

@@ -66,7 +66,7 @@ def exercise(page: Any, name: str) -> None:
 
 
 def test_voila(page: Any, voila_url: str) -> None:
-    page.goto(voila_url, timeout=120_000)
+    page.goto(f"{voila_url}/voila/render/raster_map.ipynb", timeout=120_000)
     exercise(page, "voila")
 
 
