@@ -242,22 +242,26 @@ class JobTask:
             show_images: Whether to show the result rasters.
             show_features: Whether to show the features (a block's GeoJSON, else data.json).
             name_column: The feature property that labels each feature.
-            save_html: Not available yet: saving the map as a standalone page is still to do.
+            save_html: A file path, or a folder (then ``map.html`` in it): a self-contained page
+                that opens offline with no kernel.
 
         Raises:
             ValueError: when nothing is downloaded, for bad bands or a bad aoi.
-            NotImplementedError: for ``save_html`` (not done yet).
         """
         from .mapping import build_results_map
 
         if not self.results:
             raise ValueError("no results to map: call download_results() first")
-        if save_html is not None:
-            raise NotImplementedError("save_html is not available yet; the map itself works")
-        return build_results_map(
+        results_map = build_results_map(
             self.results, bands=bands, aoi=aoi, show_images=show_images, show_features=show_features,
             name_column=name_column,
         )  # fmt: skip
+        if save_html is not None:
+            from .savehtml import save_map
+
+            name = self.info.get("name") or self.jobtask_id
+            save_map(results_map, save_html, title=f"Job task {name}")
+        return results_map
 
     @staticmethod
     def _plot_paths(filepaths: Any, last: list[str] | None, what: str, call: str) -> list[Path]:

@@ -71,8 +71,6 @@ def test_arguments(task: jw.JobTask) -> None:
         named = task.map_results(name_column="name")
     assert "labelled by their index" in named.note
     assert [f["properties"]["_label"] for f in named.feature_layer.data["features"]][:2] == ["0", "1"]
-    with pytest.raises(NotImplementedError, match="save_html"):
-        task.map_results(save_html="map.html")
 
 
 def test_many_features_are_thinned_and_the_map_says_so(task: jw.JobTask, tmp_path: Path) -> None:
