@@ -233,6 +233,8 @@ class JobTask:
         show_features: bool = True,
         name_column: str = "uid",
         save_html: str | os.PathLike[str] | None = None,
+        *,
+        basemap: Any = None,
     ) -> Any:
         """An interactive map of the last download's results (a ``ResultsMap``, shown inline).
 
@@ -244,6 +246,8 @@ class JobTask:
             name_column: The feature property that labels each feature.
             save_html: A file path, or a folder (then ``map.html`` in it): a self-contained page
                 that opens offline with no kernel.
+            basemap: An ipyleaflet layer or xyzservices provider; default OpenStreetMap, which
+                fails quietly (grey) offline.
 
         Raises:
             ValueError: when nothing is downloaded, for bad bands or a bad aoi.
@@ -254,7 +258,7 @@ class JobTask:
             raise ValueError("no results to map: call download_results() first")
         results_map = build_results_map(
             self.results, bands=bands, aoi=aoi, show_images=show_images, show_features=show_features,
-            name_column=name_column,
+            name_column=name_column, basemap=basemap,
         )  # fmt: skip
         if save_html is not None:
             from .savehtml import save_map

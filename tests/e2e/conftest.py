@@ -72,7 +72,7 @@ server = BackgroundServer(create_app(sample.root)).start()
 jw.authenticate(api_url=server.url, project_id=sample.project_id, project_api_key=sample.project_api_key)
 task = jw.initialize_jobtask(SAMPLE_RGB_TASK, sample.job_id)
 _ = task.download_results(folder / "results", progress=False)
-task.map_results(aoi=box(-78.2, 24.4, -77.4, 25.0))
+task.map_results(bands=[3, 2, 1], aoi=box(-78.2, 24.4, -77.4, 25.0), save_html="saved_map.html")
 """
 
 

@@ -3,31 +3,80 @@ AOI are drawn, the basemap fails quietly, and the page raises no error."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from tests.e2e.conftest import screenshot
 
+FEATURES = ".leaflet-overlay-pane path.leaflet-interactive[stroke='#ff7800']"
+TILES = "img.jobtask-raster-tile[src^='blob:']"
+RASTER = "scene (landsat7_etm_rgb.tif)"
 
-def test_map_results_in_voila(page: Any, voila_url: str) -> None:
-    page.goto(f"{voila_url}/voila/render/map_results.ipynb", timeout=120_000)
+
+def wait_count(page: Any, selector: str, test: str, timeout: float = 60_000) -> None:
+    page.wait_for_function(f"() => document.querySelectorAll({selector!r}).length {test}", timeout=timeout)
+
+
+def exercise_results_map(page: Any, name: str) -> None:
     page.wait_for_function(
-        """() => [...document.querySelectorAll("img.jobtask-raster-tile[src^='blob:']")]
-                 .filter(e => e.complete && e.naturalWidth === 256).length > 0""",
+        f"() => [...document.querySelectorAll({TILES!r})].filter(e => e.complete && e.naturalWidth === 256).length",
         timeout=90_000,
     )
-    paths = page.eval_on_selector_all(
-        ".leaflet-overlay-pane path.leaflet-interactive",
-        "els => els.map(e => ({dash: e.getAttribute('stroke-dasharray'), stroke: e.getAttribute('stroke')}))",
+    dashes = page.eval_on_selector_all(
+        ".leaflet-overlay-pane path", "els => els.map(e => e.getAttribute('stroke-dasharray'))"
     )
-    assert any(p["dash"] == "6 4" for p in paths)  # the AOI, dashed
-    assert sum(p["stroke"] == "#ff7800" for p in paths) >= 6  # footprint, 3 boxes and 2 points
-    assert page.get_by_role("checkbox", name="scene (landsat7_etm_rgb.tif)").is_checked()
-    page.locator(".leaflet-overlay-pane path.leaflet-interactive[stroke='#ff7800']").nth(4).click(force=True)
-    page.wait_for_selector(".leaflet-popup-content table.jobtask-popup", timeout=30_000)
+    assert "6 4" in dashes  # the AOI, dashed
+    wait_count(page, FEATURES, ">= 6")  # the footprint, 3 boxes and 2 points
+    for attempt in range(3):  # the popup's content arrives from the kernel after the click
+        page.locator(FEATURES).nth(4).click(force=True)
+        try:
+            page.wait_for_selector(".leaflet-popup-content table.jobtask-popup", timeout=10_000)
+            break
+        except Exception:
+            if attempt == 2:
+                raise
     popup = page.locator(".leaflet-popup-content").inner_text()
-    assert "det-" in popup
-    screenshot(page, "voila-map-results")
+    assert "det-" in popup and "class" in popup
+    screenshot(page, f"{name}-1-popup")
+    page.get_by_role("checkbox", name=RASTER).uncheck()
+    wait_count(page, "img.jobtask-raster-tile", "=== 0", 30_000)
+    page.get_by_role("checkbox", name="features").uncheck()
+    wait_count(page, FEATURES, "=== 0", 30_000)
+    screenshot(page, f"{name}-2-toggled-off")
+    page.get_by_role("checkbox", name=RASTER).check()
+    page.get_by_role("checkbox", name="features").check()
+    wait_count(page, TILES, "> 0")
+    wait_count(page, FEATURES, ">= 6")
+    screenshot(page, f"{name}-3-toggled-on")
     assert page.errors == []
+
+
+def test_map_results_in_voila(page: Any, voila_url: str, notebook_dir: Path) -> None:
+    page.goto(f"{voila_url}/voila/render/map_results.ipynb", timeout=120_000)
+    exercise_results_map(page, "voila-map-results")
+    saved = notebook_dir / "saved_map.html"
+    assert saved.is_file() and "jobtask-data" in saved.read_text()
+
+
+def test_map_results_in_jupyterlab(page: Any, lab_url: str, notebook_dir: Path) -> None:
+    page.goto(f"{lab_url}/lab/tree/map_results.ipynb", timeout=120_000)
+    page.wait_for_function(
+        """() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                   return w && w.sessionContext && w.sessionContext.session
+                       && w.sessionContext.session.kernel && w.sessionContext.session.kernel.status === 'idle'; }""",
+        timeout=120_000,
+    )
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    exercise_results_map(page, "jupyterlab-map-results")
+    # the saved page, opened offline, shows the same raster, features and AOI
+    page.goto((notebook_dir / "saved_map.html").as_uri())
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('img.jobtask-raster')].some(i => i.complete && i.naturalWidth > 0)",
+        timeout=30_000,
+    )
+    strokes = page.eval_on_selector_all(".leaflet-overlay-pane path", "els => els.map(e => e.getAttribute('stroke'))")
+    assert strokes.count("#ff7800") >= 6 and "#1f5fd6" in strokes
+    screenshot(page, "jupyterlab-saved-map")
 
 
 def test_the_saved_page_opens_offline_and_shows_raster_and_features(

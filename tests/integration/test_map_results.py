@@ -58,6 +58,8 @@ def test_popups_are_escaped_tables(task: jw.JobTask) -> None:
 
 def test_arguments(task: jw.JobTask) -> None:
     assert task.map_results(show_images=False).raster_layers == {}
+    blank = ipyleaflet.TileLayer(url="data:image/png;base64,", name="blank")
+    assert blank in task.map_results(basemap=blank).layers
     assert task.map_results(show_features=False).feature_layer is None
     single = task.map_results(bands=[2])
     assert next(iter(single.raster_layers.values())).bands == (2,)
@@ -100,3 +102,15 @@ def test_a_raster_that_cannot_attach_is_shown_as_a_static_overlay(
     assert [tuple(c) for c in overlay.bounds] == [tuple(c) for c in m.bounds]
     layer.set_trait("attached", 1)  # the tile layer attached after all
     assert m.static_overlays == {} and overlay not in m.layers
+
+
+def test_a_blocks_geojson_is_shown_instead_of_data_json(task: jw.JobTask) -> None:
+    folder = Path(task.results[0]).parent.parent
+    own = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [-77.8, 24.6]}, "properties": {"uid": "mine"}}
+    ]}  # fmt: skip
+    (folder / "detections.geojson").write_text(json.dumps(own))
+    task.results = [*task.results, str(folder / "detections.geojson")]
+    m = task.map_results()
+    assert [f["properties"]["_label"] for f in m.feature_layer.data["features"]] == ["mine"]
+    assert list(m.raster_layers) == ["scene (landsat7_etm_rgb.tif)"]  # still paired through data.json
