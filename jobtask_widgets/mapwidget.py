@@ -180,7 +180,8 @@ class ResultsMap(ipyleaflet.Map):
         if layer.attached > 0 or not self.bounds or not layer.visible:
             return
         (south, west), (north, east) = self.bounds
-        rgba = layer.source.part_rgba((west, south, east, north), 1024, 768, layer.style)
+        width, height = screen_size(self.pixel_bounds)
+        rgba = layer.source.part_rgba((west, south, east, north), width, height, layer.style)
         url = "data:image/png;base64," + base64.b64encode(encode(rgba)).decode()
         overlay = self._overlays.get(name)
         if overlay is None:
@@ -202,6 +203,18 @@ class ResultsMap(ipyleaflet.Map):
     def static_overlays(self) -> dict[str, ipyleaflet.ImageOverlay]:
         """The static overlays shown where a tile layer could not attach."""
         return dict(self._overlays)
+
+
+def screen_size(pixel_bounds: Any, default: tuple[int, int] = (1024, 768)) -> tuple[int, int]:
+    """The map's size in screen pixels from ipyleaflet's ``pixel_bounds``, capped at 2048."""
+    try:
+        (x0, y0), (x1, y1) = pixel_bounds
+        width, height = round(x1 - x0), round(y1 - y0)
+    except (TypeError, ValueError):
+        return default
+    if width <= 0 or height <= 0:
+        return default
+    return min(width, 2048), min(height, 2048)
 
 
 def colour_bar(layer: RasterTileLayer) -> str:

@@ -93,12 +93,20 @@ def test_a_raster_that_cannot_attach_is_shown_as_a_static_overlay(
     m = task.map_results()
     layer = next(iter(m.raster_layers.values()))
     west, south, east, north = layer.source.bounds_4326
+    m.set_trait("pixel_bounds", ((1000, 2000), (1640, 2480)))  # a 640 x 480 px view
     m.set_trait("bounds", ((south, west), (north, east)))  # what the front end reports once shown
     deadline = time.monotonic() + 20
     while not m.static_overlays and time.monotonic() < deadline:
         time.sleep(0.05)
     (overlay,) = m.static_overlays.values()
     assert overlay in m.layers and overlay.url.startswith("data:image/png;base64,")
+    import base64
+    import io
+
+    from PIL import Image
+
+    png = Image.open(io.BytesIO(base64.b64decode(overlay.url.split(",", 1)[1])))
+    assert png.size == (640, 480)  # rendered at the screen's size
     assert [tuple(c) for c in overlay.bounds] == [tuple(c) for c in m.bounds]
     layer.set_trait("attached", 1)  # the tile layer attached after all
     assert m.static_overlays == {} and overlay not in m.layers
