@@ -129,7 +129,7 @@ class ResultsMap(ipyleaflet.Map):
             box = w.Checkbox(value=True, description=name, indent=False, layout=w.Layout(width="auto"))
             w.link((box, "value"), (layer, "visible"))
             opacity = w.FloatSlider(
-                value=1.0, min=0, max=1, step=0.05, readout=False, description_tooltip="opacity",
+                value=1.0, min=0, max=1, step=0.05, readout=False, tooltip="opacity",
                 layout=w.Layout(width="90px"),
             )  # fmt: skip
             w.link((opacity, "value"), (layer, "opacity"))

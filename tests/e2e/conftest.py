@@ -169,6 +169,19 @@ def lab_url(notebook_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     proc.wait(timeout=30)
 
 
+def open_in_lab(page: Any, lab_url: str, notebook: str) -> None:
+    """Open ``notebook`` in a fresh JupyterLab workspace and run all its cells once its kernel is idle."""
+    page.goto(f"{lab_url}/lab/tree/{notebook}?reset", timeout=120_000)  # ?reset: no tabs from an earlier test
+    page.wait_for_function(
+        f"""() => {{ const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                   return w && w.context && w.context.path === {notebook!r} && w.sessionContext
+                       && w.sessionContext.session && w.sessionContext.session.kernel
+                       && w.sessionContext.session.kernel.status === 'idle'; }}""",
+        timeout=120_000,
+    )
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+
 def screenshot(page: Any, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"

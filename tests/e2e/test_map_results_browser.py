@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import open_in_lab, screenshot
 
 FEATURES = ".leaflet-overlay-pane path.leaflet-interactive[stroke='#ff7800']"
 TILES = "img.jobtask-raster-tile[src^='blob:']"
@@ -59,14 +59,7 @@ def test_map_results_in_voila(page: Any, voila_url: str, notebook_dir: Path) -> 
 
 
 def test_map_results_in_jupyterlab(page: Any, lab_url: str, notebook_dir: Path) -> None:
-    page.goto(f"{lab_url}/lab/tree/map_results.ipynb", timeout=120_000)
-    page.wait_for_function(
-        """() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-                   return w && w.sessionContext && w.sessionContext.session
-                       && w.sessionContext.session.kernel && w.sessionContext.session.kernel.status === 'idle'; }""",
-        timeout=120_000,
-    )
-    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    open_in_lab(page, lab_url, "map_results.ipynb")
     exercise_results_map(page, "jupyterlab-map-results")
     # the saved page, opened offline, shows the same raster, features and AOI
     page.goto((notebook_dir / "saved_map.html").as_uri())

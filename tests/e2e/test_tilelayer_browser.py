@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import open_in_lab, screenshot
 
 LOADED = "img.jobtask-raster-tile[src^='blob:']"
 
@@ -71,12 +71,5 @@ def test_voila(page: Any, voila_url: str) -> None:
 
 
 def test_jupyterlab(page: Any, lab_url: str) -> None:
-    page.goto(f"{lab_url}/lab/tree/raster_map.ipynb", timeout=120_000)
-    page.wait_for_function(
-        """() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-                   return w && w.sessionContext && w.sessionContext.session
-                       && w.sessionContext.session.kernel && w.sessionContext.session.kernel.status === 'idle'; }""",
-        timeout=120_000,
-    )
-    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    open_in_lab(page, lab_url, "raster_map.ipynb")
     exercise(page, "jupyterlab")
