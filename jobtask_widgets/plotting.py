@@ -120,6 +120,7 @@ def results_figure(
         RasterError: for a file that cannot be read.
     """
     from rasterio.plot import show
+    from rasterio.transform import from_bounds
 
     sources = [RasterSource(p) for p in paths]
     chosen = [s.check_bands(bands) for s in sources]
@@ -129,7 +130,8 @@ def results_figure(
     for source, band_set, title, ax in zip(sources, chosen, names, axes, strict=True):
         image = source.preview(_axes_pixels(fig, ax, source.width, source.height), band_set)
         array, options = _plot_array(source, image.array, band_set, kwargs)
-        transform = _transform(source, image.bounds, array.shape[-2:]) if source.georeferenced else None
+        height, width = array.shape[-2:]
+        transform = from_bounds(*image.bounds, width, height) if source.georeferenced else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             show(array, transform=transform, ax=ax, title=title, adjust=False, **options)
@@ -154,13 +156,6 @@ def _plot_array(source: RasterSource, data: np.ma.MaskedArray, bands: tuple[int,
     low, high = source.ranges(style)[0]  # type: ignore[index]
     options = {"cmap": "viridis", "vmin": low, "vmax": high, **kwargs}
     return data[0], options
-
-
-def _transform(source: RasterSource, bounds: Sequence[float], shape: tuple[int, int]) -> Any:
-    from rasterio.transform import from_bounds
-
-    height, width = shape
-    return from_bounds(*bounds, width, height)
 
 
 def quicklooks_figure(

@@ -106,6 +106,7 @@ class RasterSource:
         self.georeferenced = self.crs is not None
         self.bounds_4326 = transform_bounds(self.crs, "EPSG:4326", *self.bounds) if self.crs else None
         self._stats: dict[tuple[Any, ...], list[maths.Range]] = {}
+        self._luts: dict[Style, np.ndarray | None] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
         self._display_path: Path | None = None
@@ -219,7 +220,12 @@ class RasterSource:
             return self._stats[key]
 
     def lut(self, style: Style) -> np.ndarray | None:
-        """The colour table for a one-band style (``None`` for three bands)."""
+        """The colour table for a one-band style (``None`` for three bands), cached per style."""
+        if style not in self._luts:
+            self._luts[style] = self._make_lut(style)
+        return self._luts[style]
+
+    def _make_lut(self, style: Style) -> np.ndarray | None:
         if len(self.check_bands(style.bands)) != 1:
             return None
         if self.palette is not None and style.colormap is None:
