@@ -14,17 +14,19 @@ from . import errors
 if TYPE_CHECKING:
     from .client import authenticate
     from .jobtask import JobTask, initialize_jobtask, list_jobtasks
+    from .widget import JobTaskWidget
 
 __version__ = "0.1.0"
 
 _LAZY = {
     "authenticate": "client",
     "JobTask": "jobtask",
+    "JobTaskWidget": "widget",
     "initialize_jobtask": "jobtask",
     "list_jobtasks": "jobtask",
 }
 
-__all__ = ["JobTask", "__version__", "authenticate", "errors", "initialize_jobtask", "list_jobtasks"]
+__all__ = ["JobTask", "JobTaskWidget", "__version__", "authenticate", "errors", "initialize_jobtask", "list_jobtasks"]
 
 
 def __getattr__(name: str) -> Any:

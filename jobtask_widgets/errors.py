@@ -10,6 +10,7 @@ JobTaskError
 ├── APIError                 any other error answer (status, code, message, URL)
 │   └── NotFoundError        unknown project, job, task or quicklook
 ├── DownloadError            transfer failed after retries, size mismatch, expired URL twice
+│   ├── DownloadCancelled    the caller cancelled it (nothing partial is left on disk)
 │   └── UnsafeArchiveError   a member that would escape, a link, a device, a bomb
 ├── RasterError              a raster that cannot be read (names the file and GDAL's reason)
 └── StoreError               a server store folder that breaks the layout (names the task)
@@ -24,12 +25,14 @@ from __future__ import annotations
 __all__ = [
     "APIError",
     "AuthenticationError",
+    "DownloadCancelled",
     "DownloadError",
     "JobTaskError",
     "NotFoundError",
     "RasterError",
     "StoreError",
     "UnsafeArchiveError",
+    "explain",
 ]
 
 
@@ -69,6 +72,10 @@ class DownloadError(JobTaskError):
     """A transfer failed after its retries, or what arrived is not what was announced."""
 
 
+class DownloadCancelled(DownloadError):
+    """The caller cancelled a download; its partial files are removed."""
+
+
 class UnsafeArchiveError(DownloadError):
     """A results archive holds a member that must not be unpacked."""
 
@@ -79,3 +86,34 @@ class RasterError(JobTaskError):
 
 class StoreError(JobTaskError):
     """A folder served by the reference server does not follow the store layout."""
+
+
+def explain(exc: BaseException) -> str:
+    """What went wrong, in plain words for the person at the screen.
+
+    The exception's own text (and its cause) is the detail; this is the headline a widget
+    shows first.
+    """
+    if isinstance(exc, AuthenticationError):
+        return "The server refused the credentials. Check the project id and API key, or log in again."
+    if isinstance(exc, NotFoundError):
+        return "The server does not know this project, job, task or file."
+    if isinstance(exc, APIError):
+        if exc.status is None:
+            return "The server could not be reached. Check the API URL and the network."
+        if exc.status >= 500:
+            return "The server failed while answering. Try again later."
+        return "The server refused the request."
+    if isinstance(exc, DownloadCancelled):
+        return "The download was cancelled. Nothing partial was kept."
+    if isinstance(exc, UnsafeArchiveError):
+        return "The results archive is unsafe, so nothing was unpacked."
+    if isinstance(exc, DownloadError):
+        return "The download failed. Try again: it goes on from where it stopped."
+    if isinstance(exc, RasterError):
+        return "A result raster cannot be read."
+    if isinstance(exc, ValueError):
+        return "That choice is not accepted."
+    if isinstance(exc, OSError):
+        return "A file or folder could not be written or read. Check the output folder."
+    return "Something unexpected went wrong."

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import transfer
 from .client import Client, default_client
-from .errors import APIError, NotFoundError
+from .errors import APIError, DownloadCancelled, NotFoundError
 
 if TYPE_CHECKING:
     import geopandas
 
     from . import plotting
+    from .widget import JobTaskWidget
 
 
 class JobTask:
@@ -96,11 +98,17 @@ class JobTask:
         return dict(json.loads(data))
 
     # -- downloads -------------------------------------------------------------------------------
-    def _default_folder(self) -> Path:
+    @property
+    def default_directory(self) -> Path:
+        """Where downloads go by default: ``project_{p}/job_{j}/jobtask_{t}/`` under the current folder."""
         return Path.cwd() / f"project_{self.project_id}" / f"job_{self.job_id}" / f"jobtask_{self.jobtask_id}"
 
     def download_results(
-        self, output_directory: str | os.PathLike[str] | None = None, *, progress: transfer.Progress = True
+        self,
+        output_directory: str | os.PathLike[str] | None = None,
+        *,
+        progress: transfer.Progress = True,
+        cancel: threading.Event | None = None,
     ) -> list[str]:
         """Download and unpack the task's results.
 
@@ -109,15 +117,18 @@ class JobTask:
                 under the current folder.
             progress: ``True`` for a progress bar, ``False`` for none, or a callable
                 ``(done_bytes, total_bytes_or_None)``.
+            cancel: An event that stops the download when set (from any thread).
 
         Returns:
             The absolute paths of the unpacked files, in archive order (``output/`` removed).
 
         Raises:
+            DownloadCancelled: when ``cancel`` was set before the files were unpacked; nothing
+                partial is left.
             DownloadError: when the transfer fails after its retries.
             UnsafeArchiveError: when the archive holds a member that must not be unpacked.
         """
-        folder = Path(output_directory) if output_directory is not None else self._default_folder()
+        folder = Path(output_directory) if output_directory is not None else self.default_directory
         folder.mkdir(parents=True, exist_ok=True)
         archive = folder / f".results_{self.jobtask_id}.archive"
         got = transfer.download(
@@ -127,12 +138,19 @@ class JobTask:
             progress=progress,
             timeout=self._client.timeout,
             description=f"results {self.jobtask_id[:8]}",
+            cancel=cancel,
         )
+        if cancel is not None and cancel.is_set():
+            raise DownloadCancelled(f"results {self.jobtask_id[:8]}: cancelled")
         self.results = [str(p) for p in transfer.unpack(got.path, folder)]
         return self.results
 
     def download_quicklooks(
-        self, output_directory: str | os.PathLike[str] | None = None, *, progress: transfer.Progress = True
+        self,
+        output_directory: str | os.PathLike[str] | None = None,
+        *,
+        progress: transfer.Progress = True,
+        cancel: threading.Event | None = None,
     ) -> list[str]:
         """Download the task's quicklook images as ``quicklook_{name}``.
 
@@ -140,21 +158,28 @@ class JobTask:
             output_directory: Where to put them; default
                 ``project_{p}/job_{j}/jobtask_{t}/quicklooks/`` under the current folder.
             progress: ``True`` for a progress bar, ``False`` for none, or a callable
-                ``(done_bytes, total_bytes_or_None)``.
+                ``(done_bytes, total_bytes_or_None)``, called for each image in turn.
+            cancel: An event that stops the download when set; the images this call wrote
+                are removed.
 
         Returns:
             The absolute paths of the images; ``[]`` when the task has none.
         """
-        folder = Path(output_directory) if output_directory is not None else self._default_folder() / "quicklooks"
+        folder = Path(output_directory) if output_directory is not None else self.default_directory / "quicklooks"
         names = self._client.quicklook_names(self.project_id, self.job_id, self.jobtask_id)
         paths: list[str] = []
         if names:
             folder.mkdir(parents=True, exist_ok=True)
-        for name in names:
-            target = folder / f"quicklook_{Path(name).name}"
-            path = self._client.quicklook_path(self.project_id, self.job_id, self.jobtask_id, name)
-            transfer.fetch_small(self._client.request("GET", path, stream=True), target, progress)
-            paths.append(str(target.resolve()))
+        try:
+            for name in names:
+                target = folder / f"quicklook_{Path(name).name}"
+                path = self._client.quicklook_path(self.project_id, self.job_id, self.jobtask_id, name)
+                transfer.fetch_small(self._client.request("GET", path, stream=True), target, progress, cancel)
+                paths.append(str(target.resolve()))
+        except DownloadCancelled:
+            for done in paths:
+                Path(done).unlink(missing_ok=True)
+            raise
         self.quicklooks = paths
         return paths
 
@@ -266,6 +291,17 @@ class JobTask:
             name = self.info.get("name") or self.jobtask_id
             save_map(results_map, save_html, title=f"Job task {name}")
         return results_map
+
+    def widget(self, **options: Any) -> JobTaskWidget:
+        """This task in a :class:`JobTaskWidget` (info, downloads, map, quicklooks, plots).
+
+        Args:
+            **options: Passed to ``JobTaskWidget`` (``output_directory``, ``aoi``, ``basemap``,
+                ``map_height``).
+        """
+        from .widget import JobTaskWidget
+
+        return JobTaskWidget(self, **options)
 
     @staticmethod
     def _plot_paths(filepaths: Any, last: list[str] | None, what: str, call: str) -> list[Path]:

@@ -37,6 +37,9 @@ class ResultsMap(ipyleaflet.Map):
         raster_layers: The raster layers by name.
         feature_layer: The features (data.json or the block's GeoJSON), or ``None``.
         aoi_layer: The area of interest, or ``None``.
+        toggles: The layer panel's check boxes by label (each raster's name, ``"features"``,
+            ``"AOI"``); other controls can link to them.
+        opacities: The layer panel's opacity sliders by raster name.
         note: What the map says about itself (thinned features, a missing name column).
     """
 
@@ -125,6 +128,9 @@ class ResultsMap(ipyleaflet.Map):
     # -- controls ------------------------------------------------------------------------------------
     def _add_controls(self) -> None:
         rows: list[w.Widget] = []
+        self.toggles: dict[str, w.Checkbox] = {}
+        self.opacities: dict[str, w.FloatSlider] = {}
+        self._bars: dict[str, tuple[w.HTML, ipyleaflet.WidgetControl]] = {}
         for name, layer in self.raster_layers.items():
             box = w.Checkbox(value=True, description=name, indent=False, layout=w.Layout(width="auto"))
             w.link((box, "value"), (layer, "visible"))
@@ -133,22 +139,35 @@ class ResultsMap(ipyleaflet.Map):
                 layout=w.Layout(width="90px"),
             )  # fmt: skip
             w.link((opacity, "value"), (layer, "opacity"))
+            self.toggles[name], self.opacities[name] = box, opacity
             rows.append(w.HBox([box, opacity], layout=w.Layout(width="auto", align_items="center")))
         for label, extra in (("features", self.feature_layer), ("AOI", self.aoi_layer)):
             if extra is not None:
-                rows.append(self._toggle(label, extra))
+                self.toggles[label] = self._toggle(label, extra)
+                rows.append(self.toggles[label])
         if rows:
             panel = w.VBox([w.HTML("<b>Layers</b>"), *rows], layout=w.Layout(width="auto", padding="0 6px"))
             self.add(ipyleaflet.WidgetControl(widget=panel, position="topright"))
         self.add(ipyleaflet.FullScreenControl())
         self.add(ipyleaflet.ScaleControl(position="bottomleft"))
-        for layer in self.raster_layers.values():
-            if len(layer.bands) == 1:
-                self.add(ipyleaflet.WidgetControl(widget=w.HTML(colour_bar(layer)), position="bottomright"))
+        for name, layer in self.raster_layers.items():
+            bar = w.HTML()
+            self._bars[name] = (bar, ipyleaflet.WidgetControl(widget=bar, position="bottomright"))
+            self._refresh_bar(name)
+            layer.observe(lambda _, n=name: self._refresh_bar(n), "revision")
         if self.feature_layer is not None:
             self.add(ipyleaflet.WidgetControl(widget=self._hover, position="bottomleft"))
         if self.note:
             self.add(ipyleaflet.WidgetControl(widget=w.HTML(html.escape(self.note)), position="bottomleft"))
+
+    def _refresh_bar(self, name: str) -> None:
+        """Show a one-band layer's colour bar with its current stretch; none for RGB."""
+        bar, control = self._bars[name]
+        bar.value = colour_bar(self.raster_layers[name])
+        if bar.value and control not in self.controls:
+            self.add(control)
+        elif not bar.value and control in self.controls:
+            self.remove(control)
 
     def _toggle(self, label: str, layer: ipyleaflet.Layer) -> w.Checkbox:
         box = w.Checkbox(value=True, description=label, indent=False, layout=w.Layout(width="auto"))

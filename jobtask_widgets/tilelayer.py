@@ -106,26 +106,59 @@ class RasterTileLayer(anywidget.AnyWidget):
         return self.source.check_bands(self._style.bands)
 
     def set_style(
-        self, *, bands: Sequence[int] | None = None, stretch: str | None = None, colormap: str | None = None
+        self,
+        *,
+        bands: Sequence[int] | None = None,
+        stretch: str | None = None,
+        colormap: str | None = None,
+        vmin: float | None = None,
+        vmax: float | None = None,
     ) -> None:
-        """Change bands, stretch or colormap; the layer redraws (a new ``revision``).
+        """Change bands, stretch, range or colormap; the layer redraws (a new ``revision``).
+
+        Args:
+            bands: 1 or 3 band numbers of the file.
+            stretch: ``"auto"``, ``"percentile"`` or ``"minmax"``; giving it drops a custom range.
+            colormap: A colormap name for one band.
+            vmin: The low end of a custom range for every band (with ``vmax``).
+            vmax: The high end of a custom range for every band.
 
         Raises:
-            ValueError: for bands not in the file, an unknown stretch or colormap.
+            ValueError: for bands not in the file, an unknown stretch or colormap, or a range
+                whose low end is not below its high end.
         """
+        custom = vmin is not None or vmax is not None
+        keep_range = stretch is None and not custom
         style = self._checked_style(
             bands if bands is not None else self._style.bands,
             stretch if stretch is not None else self._style.stretch,
             colormap if colormap is not None else self._style.colormap,
+            vmin if custom else (self._style.vmin if keep_range else None),
+            vmax if custom else (self._style.vmax if keep_range else None),
         )
         if style != self._style:
             self._style = style
             self.revision += 1
 
-    def _checked_style(self, bands: Sequence[int] | None, stretch: str, colormap: str | None) -> Style:
+    def _checked_style(
+        self,
+        bands: Sequence[int] | None,
+        stretch: str,
+        colormap: str | None,
+        vmin: float | None = None,
+        vmax: float | None = None,
+    ) -> Style:
         if stretch not in STRETCHES:
             raise ValueError(f"stretch must be one of {', '.join(STRETCHES)} (got {stretch!r})")
-        style = Style(bands=self.source.check_bands(bands), stretch=stretch, colormap=colormap)  # type: ignore[arg-type]
+        if vmin is not None and vmax is not None and not float(vmin) < float(vmax):
+            raise ValueError(f"a custom range needs vmin < vmax (got {vmin!r}, {vmax!r})")
+        style = Style(
+            bands=self.source.check_bands(bands),
+            stretch=stretch,  # type: ignore[arg-type]
+            colormap=colormap,
+            vmin=None if vmin is None else float(vmin),
+            vmax=None if vmax is None else float(vmax),
+        )
         self.source.lut(style)  # an unknown colormap raises here, not in a worker
         return style
 

@@ -18,6 +18,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
+import threading
 import time
 import zipfile
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from typing import IO, Any, Literal
 import requests
 import urllib3
 
-from .errors import DownloadError, UnsafeArchiveError
+from .errors import DownloadCancelled, DownloadError, UnsafeArchiveError
 
 ProgressCallback = Callable[[int, int | None], None]
 Progress = bool | ProgressCallback
@@ -53,13 +54,20 @@ TRANSIENT = (
 class _Reporter:
     """Turns ``progress`` (True, False or a callable) into updates."""
 
-    def __init__(self, progress: Progress, description: str) -> None:
+    def __init__(self, progress: Progress, description: str, cancel: threading.Event | None = None) -> None:
         self._callback = progress if callable(progress) else None
         self._bar: Any = None
         self._show = progress is True
         self._description = description
+        self._cancel = cancel
+
+    def check(self) -> None:
+        """Raise ``DownloadCancelled`` when the caller asked to stop."""
+        if self._cancel is not None and self._cancel.is_set():
+            raise DownloadCancelled(f"{self._description}: cancelled")
 
     def __call__(self, done: int, total: int | None) -> None:
+        self.check()
         if self._callback is not None:
             self._callback(done, total)
         elif self._show:
@@ -126,6 +134,7 @@ def download(
     progress: Progress = False,
     timeout: tuple[float, float] = (10.0, 60.0),
     description: str = "download",
+    cancel: threading.Event | None = None,
 ) -> Downloaded:
     """Download a (signed) URL to ``target``, resuming and verifying; see the module docstring.
 
@@ -136,14 +145,32 @@ def download(
         progress: ``True`` for a tqdm bar, ``False``, or ``callback(done_bytes, total_or_None)``.
         timeout: Seconds to connect and to wait for each read.
         description: The progress bar's label.
+        cancel: Set it (from any thread) to stop the transfer within one chunk.
 
     Raises:
+        DownloadCancelled: when ``cancel`` was set; the partial file is removed.
         DownloadError: when the transfer fails after its resumes, the URL expired twice, or
             the size differs from the announced one.
     """
     target = Path(target)
     part = part_path(target)
-    report = _Reporter(progress, description)
+    try:
+        return _download(session, get_url, target, part, _Reporter(progress, description, cancel), timeout)
+    except DownloadCancelled:
+        part.unlink(missing_ok=True)
+        _meta_path(part).unlink(missing_ok=True)
+        raise
+
+
+def _download(
+    session: requests.Session,
+    get_url: Callable[[], str],
+    target: Path,
+    part: Path,
+    report: _Reporter,
+    timeout: tuple[float, float],
+) -> Downloaded:
+    report.check()
     url, renewed, failures = get_url(), False, 0
     try:
         existing = _current_copy(session, url, target, timeout)
@@ -404,18 +431,24 @@ def _move_into_place(staging: Path, destination: Path, members: list[PurePosixPa
     return placed
 
 
-def fetch_small(answer: requests.Response, target: Path, progress: Progress = False) -> Path:
+def fetch_small(
+    answer: requests.Response, target: Path, progress: Progress = False, cancel: threading.Event | None = None
+) -> Path:
     """Write an already-open answer (a quicklook) to ``target`` through a hidden ``.part`` file.
 
     Raises:
+        DownloadCancelled: when ``cancel`` was set; the partial file is removed.
         DownloadError: when the transfer breaks or the size differs from the announced one.
     """
     part = part_path(target)
-    report = _Reporter(progress, target.name)
+    report = _Reporter(progress, target.name, cancel)
     try:
         with answer:
             total = _total_of(answer)
             done = _copy_body(answer, part, 0, total, report)
+    except DownloadCancelled:
+        part.unlink(missing_ok=True)
+        raise
     except TRANSIENT as exc:
         part.unlink(missing_ok=True)
         raise DownloadError(f"{answer.url}: transfer failed: {exc}") from exc

@@ -2,8 +2,8 @@
 
 It forwards every request to the upstream server unchanged (Host header included, so signed
 URLs point back at the proxy) and records what it saw. Rules, consumed in order, make it answer
-a status of its own (503, 429 with Retry-After), cut a response after some bytes, or serve other
-bytes in place of an archive: the misbehaving network and servers a real client meets.
+a status of its own (503, 429 with Retry-After), cut a response after some bytes, forward it
+slowly, or serve other bytes in place of an archive: the misbehaving network and servers a real client meets.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ class Rule:
     headers: dict[str, str] = field(default_factory=dict)
     cut_after: int | None = None  # forward only this many body bytes, then drop the connection
     body: bytes | None = None  # serve these bytes (200) instead of forwarding
+    rate: int | None = None  # forward the body at this many bytes per second (a slow network)
 
 
 @dataclass
@@ -134,4 +135,6 @@ class FaultProxy:
                 break
             h.wfile.write(chunk)
             sent += len(chunk)
+            if rule is not None and rule.rate:
+                time.sleep(len(chunk) / rule.rate)
         conn.close()

@@ -270,3 +270,43 @@ def test_a_task_without_quicklooks_gives_an_empty_list(own_api: Api, own_sample:
     assert task.download_quicklooks(tmp_path / "q", progress=False) == []
     assert task.quicklooks == []
     assert not (tmp_path / "q").exists()
+
+
+def test_a_cancelled_download_stops_and_leaves_nothing(proxy: FaultProxy, sample: Sample, tmp_path: Path) -> None:
+    import threading
+
+    from jobtask_widgets.errors import DownloadCancelled
+
+    login(proxy.url, sample)
+    task = jw.initialize_jobtask(sample.task_ids[1], sample.job_id)
+    proxy.add(path="/archives/", rate=2_000_000)  # about 7 s for the 13 MB archive
+    cancel, seen = threading.Event(), []
+
+    def progress(done: int, total: int | None) -> None:
+        seen.append(done)
+        if done >= 1_000_000:
+            cancel.set()  # as a Cancel button would, from another thread
+
+    out = tmp_path / "out"
+    with pytest.raises(DownloadCancelled, match="cancelled"):
+        task.download_results(out, progress=progress, cancel=cancel)
+    assert 1_000_000 <= seen[-1] < 3_000_000  # stopped within a chunk or two of the request
+    assert list(out.iterdir()) == []  # no .part file, no sidecar, no unpacked file
+    assert task.results is None
+    paths = task.download_results(out, progress=False)  # a later download starts afresh and completes
+    assert len(paths) == len(store_output(sample, sample.task_ids[1]))
+
+
+def test_cancelled_quicklooks_leave_nothing(api: Api, sample: Sample, tmp_path: Path) -> None:
+    import threading
+
+    from jobtask_widgets.errors import DownloadCancelled
+
+    login(api.url, sample)
+    task = jw.initialize_jobtask(sample.task_ids[0], sample.job_id)
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(DownloadCancelled):
+        task.download_quicklooks(tmp_path, progress=False, cancel=cancel)
+    assert list(tmp_path.iterdir()) == []
+    assert task.quicklooks is None

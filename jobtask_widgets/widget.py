@@ -1,0 +1,302 @@
+"""JobTaskWidget: one job task's header, info, downloads, map, quicklooks and plots in one widget.
+
+Composition only: every action is a call into the core (``JobTask``, ``RasterSource``,
+``map_results``); the HTML comes from ``taskinfo`` (escaped there); the map's controls are
+``LayerControls``. Downloads and map building run on one background thread at a time, so the
+kernel stays responsive; the buttons are disabled meanwhile and a second click starts nothing.
+Errors appear inside the widget in plain words, with the detail one click away.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as w
+
+from . import taskinfo
+from .errors import DownloadCancelled, explain
+from .layercontrols import LayerControls
+from .mapping import pair_rasters
+from .raster import RasterSource
+
+if TYPE_CHECKING:
+    from .jobtask import JobTask
+    from .mapwidget import ResultsMap
+
+PROGRESS_EVERY = 0.1  # seconds between progress bar updates
+MAX_ERRORS = 5  # error cards kept on screen, newest first
+SPINNER = '<i class="fa fa-spinner fa-spin"></i> '
+TAB_INFO, TAB_QUICKLOOKS, TAB_PLOTS = 0, 1, 2
+
+
+class JobTaskWidget(w.VBox):
+    """A job task in a notebook or a Voila dashboard.
+
+    Args:
+        jobtask: The job task to show.
+        output_directory: Where downloads go; default the task's usual folder under the current one.
+        aoi: An area of interest for the map (anything ``map_results`` accepts).
+        basemap: The map's basemap (see ``map_results``).
+        map_height: The map's CSS height.
+
+    Attributes:
+        jobtask: The job task.
+        map: The results map once results are downloaded, else ``None``.
+        controls: The map's :class:`LayerControls`, else ``None``.
+        errors: Every error shown so far (the newest last).
+    """
+
+    def __init__(
+        self,
+        jobtask: JobTask,
+        *,
+        output_directory: str | os.PathLike[str] | None = None,
+        aoi: Any = None,
+        basemap: Any = None,
+        map_height: str = "560px",
+    ) -> None:
+        self.jobtask = jobtask
+        self.aoi, self.basemap, self.map_height = aoi, basemap, map_height
+        self.map: ResultsMap | None = None
+        self.controls: LayerControls | None = None
+        self.errors: list[BaseException] = []
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._cancel = threading.Event()
+        self._last_progress = 0.0
+
+        self.header = w.HTML()
+        self.error_box = w.VBox()
+        self.info_panel = w.HTML()
+        folder = output_directory if output_directory is not None else jobtask.default_directory
+        self.folder = w.Text(value=str(folder), description="output folder", layout=w.Layout(flex="1 1 auto"))
+        self.download_results_button = w.Button(description="Download results", icon="download", button_style="primary")
+        self.download_quicklooks_button = w.Button(description="Download quicklooks", icon="image")
+        self.cancel_button = w.Button(description="Cancel", icon="stop", button_style="warning", disabled=True)
+        self.progress = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout=w.Layout(width="50%"))
+        self.status = w.HTML()
+        self.files = w.HTML(layout=w.Layout(max_height="160px", overflow="auto"))
+        self.map_area = w.HBox(
+            [w.HTML("<i>Download the results to see them on the map.</i>")],
+            layout=w.Layout(width="100%", min_height="40px"),
+        )
+        self.gallery = w.HBox(layout=w.Layout(flex_flow="row wrap"))
+        self.plot_results_button = w.Button(description="Plot results", icon="area-chart", disabled=True)
+        self.plot_quicklooks_button = w.Button(description="Plot quicklooks", icon="picture-o", disabled=True)
+        self.plots = w.Output()
+        self.tabs = w.Tab(
+            children=[
+                self.info_panel,
+                self.gallery,
+                w.VBox([w.HBox([self.plot_results_button, self.plot_quicklooks_button]), self.plots]),
+            ],
+            titles=["Info", "Quicklooks", "Plots"],
+        )
+        buttons = [self.download_results_button, self.download_quicklooks_button, self.cancel_button]
+        downloads = w.VBox(
+            [
+                w.HBox([self.folder, *buttons]),
+                w.HBox([self.progress, self.status], layout=w.Layout(align_items="center")),
+                self.files,
+            ]
+        )
+        super().__init__(
+            [self.header, self.error_box, downloads, self.map_area, self.tabs],
+            layout=w.Layout(width="100%"),
+        )
+        self.add_class("jobtask-widget")
+        self.download_results_button.on_click(lambda _: self.download_results())
+        self.download_quicklooks_button.on_click(lambda _: self.download_quicklooks())
+        self.cancel_button.on_click(lambda _: self.cancel())
+        self.plot_results_button.on_click(lambda _: self.plot("results"))
+        self.plot_quicklooks_button.on_click(lambda _: self.plot("quicklooks"))
+        self._show_info()
+        if jobtask.results:
+            self._start("Showing the map", self._show_map)
+        if jobtask.quicklooks:
+            self._show_quicklooks(jobtask.quicklooks)
+
+    # -- info ------------------------------------------------------------------------------------------
+    def _show_info(self) -> None:
+        try:
+            info = self.jobtask.info
+        except Exception as exc:  # shown in the widget, never lost
+            self.header.value = taskinfo.header_html({}, self.jobtask.jobtask_id)
+            self.info_panel.value = "<i>The task's metadata could not be fetched.</i>"
+            self.show_error(exc, "Fetching the task's metadata")
+            return
+        self.header.value = taskinfo.header_html(info, self.jobtask.jobtask_id)
+        self.info_panel.value = taskinfo.info_table_html(info)
+
+    # -- background work -------------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        """Whether a download or a map build is running."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the running work to end; ``True`` when nothing runs any more."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return not self.busy
+
+    def _start(self, action: str, work: Callable[[], None]) -> bool:
+        with self._lock:
+            if self.busy:
+                return False
+            self._cancel = threading.Event()
+            self._set_busy(True)
+            self._thread = threading.Thread(target=self._run, args=(action, work), daemon=True, name="jobtask-widget")
+            self._thread.start()
+        return True
+
+    def _run(self, action: str, work: Callable[[], None]) -> None:
+        try:
+            work()
+        except DownloadCancelled as exc:
+            self.progress.bar_style = "warning"
+            self.status.value = html.escape(explain(exc))
+        except Exception as exc:  # shown in the widget, never lost
+            self.progress.bar_style = "danger"
+            self.status.value = f"{html.escape(action)} failed (see above)."
+            self.show_error(exc, action)
+        finally:
+            self._set_busy(False)
+
+    def _set_busy(self, busy: bool) -> None:
+        self.download_results_button.disabled = busy
+        self.download_quicklooks_button.disabled = busy
+        self.folder.disabled = busy
+        self.cancel_button.disabled = not busy
+        self.plot_results_button.disabled = busy or not self.jobtask.results
+        self.plot_quicklooks_button.disabled = busy or not self.jobtask.quicklooks
+
+    def cancel(self) -> None:
+        """Stop the running download; nothing partial is kept."""
+        if self.busy:
+            self._cancel.set()
+            self.status.value = "Cancelling..."
+
+    def _phase(self, text: str) -> None:
+        self.progress.value, self.progress.bar_style = 0.0, "info"
+        self.status.value = SPINNER + html.escape(text)
+
+    def _on_progress(self, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if total is not None and done < total and now - self._last_progress < PROGRESS_EVERY:
+            return
+        self._last_progress = now
+        if total:
+            self.progress.value = min(done / total, 1.0)
+            text = f"{taskinfo.size_text(done)} of {taskinfo.size_text(total)}"
+        else:
+            text = taskinfo.size_text(done)
+        self.status.value = SPINNER + html.escape(text)
+
+    def _folder(self) -> Path:
+        text = self.folder.value.strip()
+        if not text:
+            raise ValueError("the output folder is empty: give a folder path")
+        return Path(text).expanduser()
+
+    # -- downloads ---------------------------------------------------------------------------------
+    def download_results(self) -> bool:
+        """Download and unpack the results in the background, then show the map.
+
+        Returns:
+            ``False`` when other work is running (nothing is started).
+        """
+        return self._start("Downloading the results", self._download_results)
+
+    def _download_results(self) -> None:
+        folder = self._folder()
+        self._phase("Downloading the results")
+        files = self.jobtask.download_results(folder, progress=self._on_progress, cancel=self._cancel)
+        self.progress.value, self.progress.bar_style = 1.0, "success"
+        self.files.value = taskinfo.files_html(files, folder)
+        self.status.value = html.escape(f"{len(files)} files in {folder}")
+        self._show_map()
+
+    def download_quicklooks(self) -> bool:
+        """Download the quicklooks in the background, then show them in the gallery.
+
+        Returns:
+            ``False`` when other work is running (nothing is started).
+        """
+        return self._start("Downloading the quicklooks", self._download_quicklooks)
+
+    def _download_quicklooks(self) -> None:
+        folder = self._folder() / "quicklooks"
+        self._phase("Downloading the quicklooks")
+        files = self.jobtask.download_quicklooks(folder, progress=self._on_progress, cancel=self._cancel)
+        self.progress.value, self.progress.bar_style = 1.0, "success"
+        self.status.value = html.escape(f"{len(files)} quicklooks in {folder}")
+        self._show_quicklooks(files)
+        self.tabs.selected_index = TAB_QUICKLOOKS
+
+    def _show_quicklooks(self, files: list[str]) -> None:
+        cards = []
+        for path in map(Path, files):
+            image = w.Image(value=path.read_bytes(), format=path.suffix.lstrip(".").lower() or "png")
+            image.layout = w.Layout(max_width="360px", object_fit="contain")
+            cards.append(w.VBox([image, w.Label(path.name)], layout=w.Layout(margin="4px")))
+        self.gallery.children = cards or [w.HTML("<i>This task has no quicklooks.</i>")]
+
+    # -- the map ---------------------------------------------------------------------------------------
+    def _show_map(self) -> None:
+        results = self.jobtask.results or []
+        for path, _ in pair_rasters(results):
+            source = RasterSource(path)
+            if source.needs_overview_cache:
+                self._phase(f"Building overviews of {source.name} (once; later views are fast)")
+                source.display_path(progress=lambda fraction: setattr(self.progress, "value", fraction))
+        self._phase("Drawing the map")
+        results_map = self.jobtask.map_results(aoi=self.aoi, basemap=self.basemap)
+        results_map.layout = w.Layout(height=self.map_height, flex="1 1 auto", min_width="0")
+        old = self.map
+        self.map, self.controls = results_map, LayerControls(results_map, on_error=self.show_error)
+        self.map_area.children = [results_map, self.controls]
+        if old is not None:
+            for layer in old.raster_layers.values():
+                layer.close()
+            old.close()
+        self.progress.value, self.progress.bar_style = 1.0, "success"
+        count = len(results_map.raster_layers)
+        self.status.value = html.escape(f"{len(results)} files; {count} raster(s) on the map")
+
+    # -- plots -------------------------------------------------------------------------------------------
+    def plot(self, what: str) -> None:
+        """Plot the results or the quicklooks into the Plots tab (``"results"`` or ``"quicklooks"``)."""
+        calls = {"results": self.jobtask.plot_results, "quicklooks": self.jobtask.plot_quicklooks}
+        if what not in calls:
+            raise ValueError(f"what must be 'results' or 'quicklooks' (got {what!r})")
+        self.plots.clear_output()
+        failed: Exception | None = None
+        with self.plots:
+            try:
+                calls[what]()
+            except Exception as exc:  # shown in the widget
+                failed = exc
+        self.tabs.selected_index = TAB_PLOTS
+        if failed is not None:
+            self.show_error(failed, f"Plotting the {what}")
+
+    # -- errors ------------------------------------------------------------------------------------------
+    def show_error(self, exc: BaseException, action: str) -> None:
+        """Show an error in plain words at the top of the widget, its detail one click away."""
+        self.errors.append(exc)
+        dismiss = w.Button(description="Dismiss", layout=w.Layout(width="90px"))
+        card = w.HBox([w.HTML(taskinfo.error_html(exc, action), layout=w.Layout(flex="1 1 auto")), dismiss])
+
+        def drop(_: Any) -> None:
+            self.error_box.children = [c for c in self.error_box.children if c is not card]
+
+        dismiss.on_click(drop)
+        self.error_box.children = [card, *self.error_box.children][:MAX_ERRORS]
