@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import socket
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,9 +50,11 @@ def _parser() -> argparse.ArgumentParser:
     cache.add_argument("--clear", action="store_true", help="remove every cached overview")
     cache.set_defaults(run=_cache)
 
-    demo = sub.add_parser("demo", help="serve the sample store from a temporary folder")
-    demo.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    demo.add_argument("--port", type=int, default=8042, help="port; a free one when this is taken (default 8042)")
+    demo = sub.add_parser("demo", help="the dashboard in Voila over the sample store, served from a temporary folder")
+    demo.add_argument("--host", default="127.0.0.1", help="address both servers listen on (default 127.0.0.1)")
+    demo.add_argument("--port", type=int, default=0, help="the dashboard's port; 0 takes a free one (default 0)")
+    demo.add_argument("--api-port", type=int, default=0, help="the API's port; 0 takes a free one (default 0)")
+    demo.add_argument("--no-browser", action="store_true", help="do not open the dashboard in a browser")
     demo.set_defaults(run=_demo)
     return parser
 
@@ -116,18 +117,11 @@ def _cache(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .sample import write_sample
-    from .server.app import create_app
-    from .server.run import bind
+    from .demo import run_dashboard
 
-    with tempfile.TemporaryDirectory(prefix="jobtask-widgets-demo-") as tmp:
-        sample = write_sample(Path(tmp) / "store")
-        app = create_app(sample.root)
-        try:
-            sock = bind(args.host, args.port)
-        except OSError:
-            sock = bind(args.host, 0)
-        return _run(app, sock, "warning", banner=lambda url: _demo_banner(url, sample))
+    return run_dashboard(
+        host=args.host, port=args.port, api_port=args.api_port, open_browser=not args.no_browser, banner=_demo_banner
+    )
 
 
 def _run(app: FastAPI, sock: socket.socket, log_level: str, banner: Callable[[str], str]) -> int:

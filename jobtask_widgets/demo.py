@@ -13,6 +13,7 @@ login, see ``authenticate``), ``JOBTASK_JOB_ID`` (the job to show; default the s
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import tempfile
@@ -111,3 +112,155 @@ def notebook_path(name: str) -> Path:
         if path.is_file():
             return path
     raise FileNotFoundError(f"{name} is neither in {inside.parent} nor in {beside.parent}")
+
+
+# -- the demo dashboard: the sample served, the dashboard in Voila ---------------------------------------
+
+READY_TIMEOUT = 120.0  # seconds Voila gets to answer
+STOP_TIMEOUT = 15.0  # seconds Voila gets to shut its kernels down before it is killed
+
+
+def run_dashboard(
+    *, host: str = "127.0.0.1", port: int = 0, api_port: int = 0, open_browser: bool = True, banner: Any = None
+) -> int:
+    """Serve the sample store and the dashboard in Voila until Ctrl-C or SIGTERM; then clean up.
+
+    Prints ``API: <url>``, then ``Dashboard: <url>`` once Voila answers. Stopping ends Voila, its
+    kernels and the API server, and removes the temporary folder.
+
+    Args:
+        host: The address both servers listen on.
+        port: The dashboard's port; ``0`` for a free one.
+        api_port: The API's port; ``0`` for a free one.
+        open_browser: Whether to open the dashboard in the default browser.
+        banner: ``banner(api_url, sample) -> str``, printed after the API's URL.
+
+    Returns:
+        0 after a requested stop, 1 when Voila could not start or ended by itself.
+    """
+    import signal
+    import subprocess
+    import sys
+    import webbrowser
+
+    import importlib.util
+
+    from .sample import write_sample
+    from .server import BackgroundServer, create_app
+
+    if importlib.util.find_spec("voila") is None:
+        print("error: the dashboard needs Voila: pip install 'jobtask-widgets[demo]'", file=sys.stderr)
+        return 1
+
+    def stop_on_sigterm(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop_on_sigterm)
+    folder = Path(tempfile.mkdtemp(prefix="jobtask-widgets-demo-"))
+    api = voila = None
+    try:
+        sample = write_sample(folder / "store")
+        api = BackgroundServer(create_app(sample.root), host=host, port=api_port).start()
+        print(f"API: {api.url}", flush=True)
+        if banner is not None:
+            print(banner(api.url, sample), flush=True)
+        notebooks = folder / "dashboard"
+        notebooks.mkdir()
+        shutil.copy(notebook_path("dashboard.ipynb"), notebooks / "dashboard.ipynb")
+        port = port or _free_port(host)
+        env = {**os.environ, "JOBTASK_API_URL": api.url, "JOBTASK_PROJECT_ID": sample.project_id,
+               "JOBTASK_PROJECT_API_KEY": sample.project_api_key, JOB_VAR: sample.job_id,
+               DOWNLOADS_VAR: str(folder / "downloads")}  # fmt: skip
+        log = folder / "voila.log"
+        with open(log, "wb") as out:
+            voila = subprocess.Popen(
+                [sys.executable, "-m", "voila", "dashboard.ipynb", "--no-browser", f"--port={port}",
+                 f"--Voila.ip={host}", "--show_tracebacks=True"],
+                cwd=notebooks, env=env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        url = f"http://{host}:{port}/"
+        if not _answers(url + "api/kernelspecs", voila, READY_TIMEOUT):
+            print(f"error: Voila did not start; its log:\n{_tail(log)}", file=sys.stderr, flush=True)
+            return 1
+        print(f"Dashboard: {url}", flush=True)
+        print("Press Ctrl-C to stop.", flush=True)
+        if open_browser:
+            webbrowser.open(url)
+        voila.wait()
+        print(f"error: Voila ended by itself; its log:\n{_tail(log)}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("Stopping...", flush=True)
+        return 0
+    finally:
+        if voila is not None:
+            _stop_process_tree(voila)
+        if api is not None:
+            api.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _free_port(host: str) -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _answers(url: str, proc: Any, timeout: float) -> bool:
+    import time
+
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            requests.get(url, timeout=5, allow_redirects=False)
+            return True
+        except requests.RequestException:
+            time.sleep(0.25)
+    return False
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (from ``/proc``; empty where there is none)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _stop_process_tree(proc: Any) -> None:
+    """SIGTERM Voila (it shuts its kernels down), then kill whatever of its tree is left."""
+    import signal
+    import subprocess
+
+    tree = descendants(proc.pid)
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for pid in tree:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)

@@ -17,11 +17,11 @@ from .mapwidget import ResultsMap
 from .tilelayer import RasterTileLayer
 
 COLORMAPS = ("viridis", "magma", "inferno", "plasma", "cividis", "greys", "terrain", "rdylgn", "spectral", "rdbu")
-STRETCH_OPTIONS = (
-    ("auto (8-bit as is, else 2-98 %)", "auto"),
-    ("percentile 2-98 %", "percentile"),
+STRETCH_OPTIONS = (  # auto: 8-bit data as it is, anything else 2-98 %
+    ("auto", "auto"),
+    ("2-98 %", "percentile"),
     ("min-max", "minmax"),
-    ("custom range", "custom"),
+    ("custom", "custom"),
 )
 RGB, SINGLE = "RGB", "single band"
 ErrorHandler = Callable[[BaseException, str], None]
@@ -76,6 +76,7 @@ class LayerControls(w.VBox):
             [*style_rows, w.HTML("<b>Show</b>"), *self.toggles.values()],
             layout=w.Layout(width="260px", min_width="260px", padding="0 0 0 8px"),
         )
+        self.add_class("jobtask-layer-controls")
         for control in (self.mode, self.red, self.green, self.blue, self.band, self.colormap, self.stretch):
             control.observe(lambda _: self._apply(), "value")
         for control in (self.vmin, self.vmax):

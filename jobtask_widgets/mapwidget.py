@@ -169,16 +169,11 @@ class ResultsMap(ipyleaflet.Map):
         elif not bar.value and control in self.controls:
             self.remove(control)
 
-    def _toggle(self, label: str, layer: ipyleaflet.Layer) -> w.Checkbox:
-        box = w.Checkbox(value=True, description=label, indent=False, layout=w.Layout(width="auto"))
-
-        def flip(change: dict[str, Any]) -> None:
-            if change["new"] and layer not in self.layers:
-                self.add(layer)
-            elif not change["new"] and layer in self.layers:
-                self.remove(layer)
-
-        box.observe(flip, "value")
+    def _toggle(self, label: str, layer: ipyleaflet.GeoJSON) -> w.Checkbox:
+        # GeoJSON's own ``visible`` clears and redraws its features in place; removing the layer
+        # instead makes ipyleaflet's front end throw when its popup was never opened
+        box = w.Checkbox(value=layer.visible, description=label, indent=False, layout=w.Layout(width="auto"))
+        w.link((box, "value"), (layer, "visible"))
         return box
 
     # -- static fallback ---------------------------------------------------------------------------------

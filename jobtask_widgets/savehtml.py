@@ -42,7 +42,7 @@ def save_map(results_map: ResultsMap, save_html: str | os.PathLike[str], title: 
         "zoom": results_map.zoom,
         "rasters": [_raster(name, layer) for name, layer in results_map.raster_layers.items() if layer.visible],
         "features": _features(results_map),
-        "aoi": results_map.aoi_layer.data if results_map.aoi_layer is not None else None,
+        "aoi": aoi.data if (aoi := results_map.aoi_layer) is not None and aoi.visible else None,
         "note": results_map.note,
     }
     page = PAGE.format(
@@ -74,7 +74,7 @@ def _merc(lat: float) -> float:
 
 def _features(results_map: Any) -> dict[str, Any] | None:
     layer = results_map.feature_layer
-    if layer is None:
+    if layer is None or not layer.visible:  # the page shows what the map shows
         return None
     features = []
     for feature in layer.data["features"]:

@@ -75,10 +75,16 @@ class JobTaskWidget(w.VBox):
         self.error_box = w.VBox()
         self.info_panel = w.HTML()
         folder = output_directory if output_directory is not None else jobtask.default_directory
-        self.folder = w.Text(value=str(folder), description="output folder", layout=w.Layout(flex="1 1 auto"))
-        self.download_results_button = w.Button(description="Download results", icon="download", button_style="primary")
-        self.download_quicklooks_button = w.Button(description="Download quicklooks", icon="image")
-        self.cancel_button = w.Button(description="Cancel", icon="stop", button_style="warning", disabled=True)
+        self.folder = w.Text(
+            value=str(folder), description="Output folder", style={"description_width": "initial"},
+            layout=w.Layout(flex="1 1 auto", min_width="200px"),
+        )  # fmt: skip
+        wide = w.Layout(width="auto", min_width="fit-content")
+        self.download_results_button = w.Button(
+            description="Download results", icon="download", button_style="primary", layout=wide
+        )
+        self.download_quicklooks_button = w.Button(description="Download quicklooks", icon="image", layout=wide)
+        self.cancel_button = w.Button(description="Cancel", icon="stop", disabled=True, layout=wide)
         self.progress = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout=w.Layout(width="50%"))
         self.status = w.HTML()
         self.files = w.HTML(layout=w.Layout(max_height="160px", overflow="auto"))
@@ -87,8 +93,8 @@ class JobTaskWidget(w.VBox):
             layout=w.Layout(width="100%", min_height="40px"),
         )
         self.gallery = w.HBox(layout=w.Layout(flex_flow="row wrap"))
-        self.plot_results_button = w.Button(description="Plot results", icon="area-chart", disabled=True)
-        self.plot_quicklooks_button = w.Button(description="Plot quicklooks", icon="picture-o", disabled=True)
+        self.plot_results_button = w.Button(description="Plot results", icon="area-chart", disabled=True, layout=wide)
+        self.plot_quicklooks_button = w.Button(description="Plot quicklooks", icon="image", disabled=True, layout=wide)
         self.plots = w.Output()
         self.tabs = w.Tab(
             children=[

@@ -92,7 +92,7 @@ def test_download_results_button_downloads_once_lists_files_and_shows_the_map(
     assert not widget.plot_results_button.disabled
     assert isinstance(widget.map, ipyleaflet.Map) and list(widget.map.raster_layers) == [RGB_LAYER]
     assert widget.map_area.children == (widget.map, widget.controls)
-    assert widget.map.feature_layer in widget.map.layers
+    assert widget.map.feature_layer in widget.map.layers and widget.map.feature_layer.visible
     assert widget.error_box.children == ()
 
 
@@ -154,13 +154,14 @@ def test_every_map_control_changes_the_live_map(api: Api, sample: Sample, tmp_pa
     c.toggles[name].value = False
     assert layer.visible is False and m.toggles[name].value is False
     c.toggles["features"].value = False
-    assert m.feature_layer not in m.layers
+    assert m.feature_layer.visible is False and m.toggles["features"].value is False
     c.toggles["features"].value = True
-    assert m.feature_layer in m.layers
+    assert m.feature_layer.visible is True
     c.toggles["AOI"].value = False
-    assert m.aoi_layer not in m.layers
+    assert m.aoi_layer.visible is False
     m.toggles["AOI"].value = True  # the map's own panel and the controls stay in step
-    assert c.toggles["AOI"].value is True and m.aoi_layer in m.layers
+    assert c.toggles["AOI"].value is True and m.aoi_layer.visible is True
+    assert m.feature_layer in m.layers and m.aoi_layer in m.layers  # hidden in place, never rebuilt
 
     assert widget.error_box.children == ()
     c.stretch.value = "custom"

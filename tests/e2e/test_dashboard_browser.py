@@ -1,0 +1,134 @@
+"""The demo dashboard end to end: ``jobtask-widgets demo`` started as a user starts it, then driven
+in Chromium (offline): the task list, a task's header and info, the results download with its
+progress bar and file list, raster tiles on the map, a band change, the features toggle, a popup,
+the quicklook gallery; then Ctrl-C stops Voila, its kernels and the API and removes the folder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobtask_widgets.demo import descendants
+from tests.e2e.conftest import require_browser, screenshot
+from tests.integration.test_cli import Running
+
+RGB_TASK = "landsat-7-etm-rgb:1"
+OTHER_TASK = "surface-reflectance-bgrn:1"
+W = ".jobtask-widget"
+TILES = f"{W} .leaflet-container img.jobtask-raster-tile[src^='blob:']"
+FEATURES = f"{W} .leaflet-overlay-pane path.leaflet-interactive[stroke='#ff7800']"
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[dict[str, Any]]:
+    require_browser()
+    run = Running(["demo", "--no-browser"])
+    try:
+        api = run.wait_for("API: ", timeout=120).removeprefix("API: ")
+        store = Path(run.wait_for("Sample store: ").removeprefix("Sample store: "))
+        url = run.wait_for("Dashboard: ", timeout=180).removeprefix("Dashboard: ")
+        yield {"run": run, "api": api, "url": url, "store": store}
+    finally:
+        if run.proc.poll() is None:
+            run.proc.kill()
+
+
+def loaded_tiles(page: Any, revision: int | None = None) -> str:
+    test = "e.complete && e.naturalWidth === 256" + (f" && e.dataset.revision === '{revision}'" if revision else "")
+    return f"() => [...document.querySelectorAll({TILES!r})].filter(e => {test}).length >= 2"
+
+
+def choose_task(page: Any, name: str) -> None:
+    select = page.locator(".widget-select select")
+    label = next(text for text in select.locator("option").all_inner_texts() if text.startswith(name))
+    select.select_option(label=label)
+    page.wait_for_function(
+        f"() => [...document.querySelectorAll('.jobtask-header')].some(h => h.innerText.includes({name!r}))",
+        timeout=60_000,
+    )
+
+
+def test_the_demo_dashboard_end_to_end(page: Any, demo: dict[str, Any]) -> None:
+    page.goto(demo["url"], timeout=180_000)
+    page.wait_for_selector(".widget-select select option", timeout=120_000)
+    options = page.locator(".widget-select select option").all_inner_texts()
+    assert len(options) == 2 and options[0].startswith(RGB_TASK) and options[1].startswith(OTHER_TASK)
+    assert all("SUCCEEDED" in text for text in options)
+    screenshot(page, "dashboard-1-tasks")
+
+    choose_task(page, RGB_TASK)
+    header = page.locator(f"{W} .jobtask-header").inner_text()
+    assert "SUCCEEDED" in header and "took " in header
+    info = page.locator(f"{W} table.jobtask-info").inner_text()
+    assert "block.displayName" in info and "3f772637-09aa-4164-bded-692fcd746d20" in info
+    screenshot(page, "dashboard-2-task-chosen")
+
+    page.locator(W).get_by_role("button", name="Download results").click()
+    page.wait_for_selector(f"{W} .progress-bar-success[style*='width: 100%']", timeout=120_000)
+    page.wait_for_function(f"() => document.querySelectorAll('{W} .jobtask-files li').length === 2", timeout=60_000)
+    files = page.locator(f"{W} .jobtask-files").inner_text()
+    assert "data.json" in files and "landsat7_etm_rgb.tif" in files
+    page.wait_for_function(loaded_tiles(page), timeout=120_000)
+    page.locator(f"{W} .leaflet-container").scroll_into_view_if_needed()
+    screenshot(page, "dashboard-3-downloaded-map")
+
+    controls = page.locator(".jobtask-layer-controls")
+    controls.get_by_label("red", exact=True).select_option(label="3 (blue)")
+    controls.get_by_label("blue", exact=True).select_option(label="1 (red)")
+    page.wait_for_function(loaded_tiles(page, revision=2), timeout=60_000)
+    screenshot(page, "dashboard-4-bands-swapped")
+
+    page.wait_for_function(f"() => document.querySelectorAll({FEATURES!r}).length >= 6", timeout=60_000)
+    controls.get_by_role("checkbox", name="features").uncheck()
+    page.wait_for_function(f"() => document.querySelectorAll({FEATURES!r}).length === 0", timeout=30_000)
+    screenshot(page, "dashboard-5-features-hidden")
+    controls.get_by_role("checkbox", name="features").check()
+    page.wait_for_function(f"() => document.querySelectorAll({FEATURES!r}).length >= 6", timeout=30_000)
+
+    for attempt in range(3):  # the popup's content arrives from the kernel after the click
+        page.locator(FEATURES).nth(4).click(force=True)
+        try:
+            page.wait_for_selector(".leaflet-popup-content table.jobtask-popup", timeout=10_000)
+            break
+        except Exception:
+            if attempt == 2:
+                raise
+    assert "det-" in page.locator(".leaflet-popup-content").inner_text()
+    screenshot(page, "dashboard-6-popup")
+
+    page.locator(W).get_by_role("button", name="Download quicklooks").click()
+    page.wait_for_function(
+        f"() => [...document.querySelectorAll('{W} img.widget-image')].some(i => i.complete && i.naturalWidth > 0)",
+        timeout=60_000,
+    )
+    assert page.locator(f"{W} .widget-tab").inner_text().count("quicklook_preview.png") == 1
+    page.locator(f"{W} img.widget-image").first.scroll_into_view_if_needed()
+    screenshot(page, "dashboard-7-quicklooks")
+    assert page.errors == []
+
+
+def test_ctrl_c_stops_voila_its_kernels_and_the_api_and_removes_the_folder(demo: dict[str, Any]) -> None:
+    import requests
+
+    run = demo["run"]
+    tree = descendants(run.proc.pid)
+    assert tree, "Voila runs below the demo"
+    assert requests.get(demo["api"] + "/", timeout=10).status_code == 200
+    assert run.interrupt() == 0
+    assert not demo["store"].exists()
+    alive = [pid for pid in tree if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
+    assert alive == [], [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in alive]
+    with pytest.raises(requests.ConnectionError):
+        requests.get(demo["api"] + "/", timeout=5)
+    with pytest.raises(requests.ConnectionError):
+        requests.get(demo["url"], timeout=5)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
