@@ -20,6 +20,8 @@ from typing import Any
 import nbformat
 import pytest
 
+from jobtask_widgets.demo import notebook_path
+
 ROOT = Path(__file__).parents[2]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -133,6 +135,7 @@ def notebook_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     results.cells = [nbformat.v4.new_code_cell(RESULTS_NOTEBOOK)]
     results.metadata["kernelspec"] = nb.metadata["kernelspec"]
     nbformat.write(results, folder / "map_results.ipynb")
+    shutil.copy(notebook_path("quickstart.ipynb"), folder / "quickstart.ipynb")  # Lab autosaves: a copy
     return folder
 
 
@@ -163,6 +166,10 @@ def lab_url(notebook_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     env_dir = tmp_path_factory.mktemp("lab-settings")
     os.environ.setdefault("JUPYTERLAB_SETTINGS_DIR", str(env_dir / "settings"))
     os.environ.setdefault("JUPYTERLAB_WORKSPACES_DIR", str(env_dir / "workspaces"))
+    # every cell stays in the page: with windowing, Lab detaches cells scrolled out of view
+    tracker = Path(os.environ["JUPYTERLAB_SETTINGS_DIR"]) / "@jupyterlab" / "notebook-extension"
+    tracker.mkdir(parents=True, exist_ok=True)
+    (tracker / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
     proc = start(args, notebook_dir, port)
     yield f"http://127.0.0.1:{port}"
     proc.terminate()
