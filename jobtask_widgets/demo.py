@@ -138,12 +138,11 @@ def run_dashboard(
     Returns:
         0 after a requested stop, 1 when Voila could not start or ended by itself.
     """
+    import importlib.util
     import signal
     import subprocess
     import sys
     import webbrowser
-
-    import importlib.util
 
     from .sample import write_sample
     from .server import BackgroundServer, create_app
