@@ -52,8 +52,8 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the dashboard in Voila over the sample store, served from a temporary folder")
     demo.add_argument("--host", default="127.0.0.1", help="address both servers listen on (default 127.0.0.1)")
-    demo.add_argument("--port", type=int, default=0, help="the dashboard's port; 0 takes a free one (default 0)")
-    demo.add_argument("--api-port", type=int, default=0, help="the API's port; 0 takes a free one (default 0)")
+    demo.add_argument("--port", type=int, default=8866, help="the dashboard's port; a free one when taken or 0 (8866)")
+    demo.add_argument("--api-port", type=int, default=8042, help="the API's port; a free one when taken or 0 (8042)")
     demo.add_argument("--no-browser", action="store_true", help="do not open the dashboard in a browser")
     demo.set_defaults(run=_demo)
     return parser

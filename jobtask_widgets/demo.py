@@ -121,7 +121,7 @@ STOP_TIMEOUT = 15.0  # seconds Voila gets to shut its kernels down before it is 
 
 
 def run_dashboard(
-    *, host: str = "127.0.0.1", port: int = 0, api_port: int = 0, open_browser: bool = True, banner: Any = None
+    *, host: str = "127.0.0.1", port: int = 8866, api_port: int = 8042, open_browser: bool = True, banner: Any = None
 ) -> int:
     """Serve the sample store and the dashboard in Voila until Ctrl-C or SIGTERM; then clean up.
 
@@ -130,8 +130,8 @@ def run_dashboard(
 
     Args:
         host: The address both servers listen on.
-        port: The dashboard's port; ``0`` for a free one.
-        api_port: The API's port; ``0`` for a free one.
+        port: The dashboard's port; a free one when it is taken or ``0``.
+        api_port: The API's port; a free one when it is taken or ``0``.
         open_browser: Whether to open the dashboard in the default browser.
         banner: ``banner(api_url, sample) -> str``, printed after the API's URL.
 
@@ -159,14 +159,14 @@ def run_dashboard(
     api = voila = None
     try:
         sample = write_sample(folder / "store")
-        api = BackgroundServer(create_app(sample.root), host=host, port=api_port).start()
+        api = BackgroundServer(create_app(sample.root), host=host, port=_port(host, api_port)).start()
         print(f"API: {api.url}", flush=True)
         if banner is not None:
             print(banner(api.url, sample), flush=True)
         notebooks = folder / "dashboard"
         notebooks.mkdir()
         shutil.copy(notebook_path("dashboard.ipynb"), notebooks / "dashboard.ipynb")
-        port = port or _free_port(host)
+        port = _port(host, port)
         env = {**os.environ, "JOBTASK_API_URL": api.url, "JOBTASK_PROJECT_ID": sample.project_id,
                "JOBTASK_PROJECT_API_KEY": sample.project_api_key, JOB_VAR: sample.job_id,
                DOWNLOADS_VAR: str(folder / "downloads")}  # fmt: skip
@@ -200,12 +200,18 @@ def run_dashboard(
         signal.signal(signal.SIGTERM, previous)
 
 
-def _free_port(host: str) -> int:
+def _port(host: str, wanted: int) -> int:
+    """``wanted`` when it is free, else a free port (``0`` asks for a free one)."""
     import socket
 
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    for port in (wanted, 0) if wanted else (0,):
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise OSError(f"no free port on {host}")
 
 
 def _answers(url: str, proc: Any, timeout: float) -> bool:

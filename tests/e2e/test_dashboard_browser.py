@@ -25,7 +25,7 @@ FEATURES = f"{W} .leaflet-overlay-pane path.leaflet-interactive[stroke='#ff7800'
 @pytest.fixture(scope="module")
 def demo() -> Iterator[dict[str, Any]]:
     require_browser()
-    run = Running(["demo", "--no-browser"])
+    run = Running(["demo", "--no-browser", "--port", "0", "--api-port", "0"])
     try:
         api = run.wait_for("API: ", timeout=120).removeprefix("API: ")
         store = Path(run.wait_for("Sample store: ").removeprefix("Sample store: "))

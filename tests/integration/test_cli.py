@@ -132,13 +132,15 @@ def test_serve_says_when_the_port_is_taken_or_an_option_is_bad(own_sample: Sampl
 
 
 def test_demo_serves_the_sample_and_its_printed_curl_walk_works(running: list[Running], tmp_path: Path) -> None:
-    run = Running(["demo", "--port", "0"])
+    run = Running(["demo", "--no-browser", "--port", "0", "--api-port", "0"])
     running.append(run)
     url = run.wait_for("API: ").removeprefix("API: ")
     store = Path(run.wait_for("Sample store: ").removeprefix("Sample store: "))
+    dashboard = run.wait_for("Dashboard: ", timeout=180).removeprefix("Dashboard: ")
     run.wait_for("Press Ctrl-C")
+    assert requests.get(dashboard + "api/kernelspecs", timeout=30, allow_redirects=False).status_code < 500
     start = run.lines.index("Walk the API with curl:") + 1
-    walk = "\n".join(line.removeprefix("  ") for line in run.lines[start:-1])
+    walk = "\n".join(line.removeprefix("  ") for line in run.lines[start : run.lines.index(f"Dashboard: {dashboard}")])
     assert walk.count(url) == 6
     result = subprocess.run(["bash", "-euo", "pipefail", "-c", walk], cwd=tmp_path, capture_output=True,
                             text=True, timeout=120, check=False)  # fmt: skip
