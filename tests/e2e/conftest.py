@@ -78,6 +78,17 @@ task.map_results(bands=[3, 2, 1], aoi=box(-78.2, 24.4, -77.4, 25.0), save_html="
 """
 
 
+MULTIBAND_WIDGET_NOTEBOOK = """
+import jobtask_widgets as jw
+from jobtask_widgets.demo import connect
+from jobtask_widgets.sample import SAMPLE_MULTIBAND_TASK
+
+connection = connect()
+jobtask = jw.initialize_jobtask(SAMPLE_MULTIBAND_TASK, connection.job_id)
+jobtask.widget(output_directory=connection.downloads / "multiband")
+"""
+
+
 def require_browser() -> None:
     if Path(CHROMIUM).exists():
         return
@@ -136,6 +147,9 @@ def notebook_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     results.metadata["kernelspec"] = nb.metadata["kernelspec"]
     nbformat.write(results, folder / "map_results.ipynb")
     shutil.copy(notebook_path("quickstart.ipynb"), folder / "quickstart.ipynb")  # Lab autosaves: a copy
+    multiband = nbformat.v4.new_notebook(metadata=nb.metadata)
+    multiband.cells = [nbformat.v4.new_code_cell(MULTIBAND_WIDGET_NOTEBOOK)]
+    nbformat.write(multiband, folder / "multiband_widget.ipynb")
     return folder
 
 

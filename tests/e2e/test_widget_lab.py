@@ -67,3 +67,48 @@ def test_the_widget_in_jupyterlab_through_the_quickstart(page: Any, lab_url: str
     widget.locator(".widget-output img").first.scroll_into_view_if_needed()
     screenshot(page, "lab-widget-4-plot")
     assert page.errors == []
+
+
+def test_the_widget_on_the_multiband_task_in_jupyterlab(page: Any, lab_url: str) -> None:
+    open_in_lab(page, lab_url, "multiband_widget.ipynb")
+    widget = page.locator(W)
+    widget.wait_for(timeout=240_000)
+    assert "surface-reflectance-bgrn:1" in widget.locator(".jobtask-header").inner_text()
+
+    widget.get_by_role("button", name="Download results").click()
+    page.wait_for_function(tiles_at(0), timeout=120_000)
+    controls = widget.locator(".jobtask-layer-controls")
+    red = controls.get_by_label("red", exact=True)
+    labels = [text.replace("\xa0", " ") for text in red.locator("option").all_inner_texts()]  # ipywidgets: nbsp
+    assert labels == ["1 (blue)", "2 (green)", "3 (red)", "4 (nir)"]
+    red.select_option(label="4 (nir)")  # false colour: vegetation turns red
+    page.wait_for_function(tiles_at(1), timeout=60_000)
+    widget.locator(".leaflet-container").scroll_into_view_if_needed()
+    screenshot(page, "lab-multiband-1-false-colour")
+
+    controls.get_by_label("stretch", exact=True).select_option(label="custom")
+    page.wait_for_function(tiles_at(2), timeout=60_000)
+    controls.get_by_label("max", exact=True).fill("1500")
+    controls.get_by_label("max", exact=True).press("Enter")
+    page.wait_for_function(tiles_at(3), timeout=60_000)
+    screenshot(page, "lab-multiband-2-custom-range")
+
+    controls.get_by_role("checkbox", name="scene (reflectance_bgrn.tif)").uncheck()
+    page.wait_for_function(count(f"{W} img.jobtask-raster-tile", "=== 0"), timeout=30_000)
+    controls.get_by_role("checkbox", name="scene (reflectance_bgrn.tif)").check()
+    page.wait_for_function(tiles_at(3), timeout=60_000)
+
+    widget.get_by_role("button", name="Download quicklooks").click()
+    page.wait_for_function(
+        f"() => [...document.querySelectorAll('{W} img.widget-image')].some(i => i.complete && i.naturalWidth > 0)",
+        timeout=60_000,
+    )
+    widget.locator(".lm-TabBar-tab", has_text="Plots").click()
+    widget.get_by_role("button", name="Plot quicklooks").click()
+    page.wait_for_function(
+        f"() => [...document.querySelectorAll('{W} .widget-output img')].some(i => i.complete && i.naturalWidth > 0)",
+        timeout=60_000,
+    )
+    widget.locator(".widget-output img").first.scroll_into_view_if_needed()
+    screenshot(page, "lab-multiband-3-quicklook-plot")
+    assert page.errors == []
