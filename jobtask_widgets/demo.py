@@ -151,10 +151,11 @@ def run_dashboard(
         print("error: the dashboard needs Voila: pip install 'jobtask-widgets[demo]'", file=sys.stderr)
         return 1
 
-    def stop_on_sigterm(*_: Any) -> None:
+    def stop_on_signal(*_: Any) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, stop_on_sigterm)
+    # SIGTERM (a service manager) and SIGHUP (a closed terminal) stop the demo as Ctrl-C does
+    previous = {sig: signal.signal(sig, stop_on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
     folder = Path(tempfile.mkdtemp(prefix="jobtask-widgets-demo-"))
     api = voila = None
     try:
@@ -197,7 +198,8 @@ def run_dashboard(
         if api is not None:
             api.stop()
         shutil.rmtree(folder, ignore_errors=True)
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _port(host: str, wanted: int) -> int:

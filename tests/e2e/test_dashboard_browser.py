@@ -32,8 +32,7 @@ def demo() -> Iterator[dict[str, Any]]:
         url = run.wait_for("Dashboard: ", timeout=180).removeprefix("Dashboard: ")
         yield {"run": run, "api": api, "url": url, "store": store}
     finally:
-        if run.proc.poll() is None:  # stopped as a user stops it, so Voila takes its kernels along
-            run.interrupt()
+        run.stop()  # as a user stops it, so Voila takes its kernels along
 
 
 def loaded_tiles(page: Any, revision: int | None = None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -59,15 +60,28 @@ class Running:
         self.proc.send_signal(signal.SIGINT)
         return self.proc.wait(timeout=30)
 
+    def stop(self) -> None:
+        """Stop it as a user would (Ctrl-C); kill what is left of its process tree if that fails."""
+        from jobtask_widgets.demo import descendants
+
+        if self.proc.poll() is not None:
+            return
+        tree = descendants(self.proc.pid)
+        try:
+            self.interrupt()
+        except subprocess.TimeoutExpired:
+            for pid in [self.proc.pid, *tree]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            self.proc.wait()
+
 
 @pytest.fixture
 def running() -> Iterator[list[Running]]:
     started: list[Running] = []
     yield started
     for run in started:
-        if run.proc.poll() is None:
-            run.proc.kill()
-            run.proc.wait()
+        run.stop()
 
 
 def test_serve_prints_the_url_and_credentials_and_the_api_walks_through(
