@@ -209,3 +209,24 @@ def screenshot(page: Any, name: str) -> Path:
     page.wait_for_timeout(400)  # Leaflet fades new tiles in over 200 ms
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def open_popup(page: Any, features: str, index: int = 4) -> str:
+    """Click a feature until its popup shows (its content comes from the kernel); the popup's text."""
+    for attempt in range(3):
+        page.locator(features).nth(index).click(force=True)
+        try:
+            page.wait_for_selector(".leaflet-popup-content table.jobtask-popup", timeout=10_000)
+            break
+        except Exception:
+            if attempt == 2:
+                raise
+    return page.locator(".leaflet-popup-content").inner_text()
+
+
+def wait_image(page: Any, selector: str, timeout: float = 60_000) -> None:
+    """Wait until an ``img`` matching ``selector`` has loaded a picture."""
+    page.wait_for_function(
+        f"() => [...document.querySelectorAll({selector!r})].some(i => i.complete && i.naturalWidth > 0)",
+        timeout=timeout,
+    )

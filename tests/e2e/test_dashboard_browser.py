@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from jobtask_widgets.demo import descendants
-from tests.e2e.conftest import require_browser, screenshot
+from tests.e2e.conftest import open_popup, require_browser, screenshot, wait_image
 from tests.integration.test_cli import Running
 
 RGB_TASK = "landsat-7-etm-rgb:1"
@@ -87,22 +87,11 @@ def test_the_demo_dashboard_end_to_end(page: Any, demo: dict[str, Any]) -> None:
     controls.get_by_role("checkbox", name="features").check()
     page.wait_for_function(f"() => document.querySelectorAll({FEATURES!r}).length >= 6", timeout=30_000)
 
-    for attempt in range(3):  # the popup's content arrives from the kernel after the click
-        page.locator(FEATURES).nth(4).click(force=True)
-        try:
-            page.wait_for_selector(".leaflet-popup-content table.jobtask-popup", timeout=10_000)
-            break
-        except Exception:
-            if attempt == 2:
-                raise
-    assert "det-" in page.locator(".leaflet-popup-content").inner_text()
+    assert "det-" in open_popup(page, FEATURES)
     screenshot(page, "dashboard-6-popup")
 
     page.locator(W).get_by_role("button", name="Download quicklooks").click()
-    page.wait_for_function(
-        f"() => [...document.querySelectorAll('{W} img.widget-image')].some(i => i.complete && i.naturalWidth > 0)",
-        timeout=60_000,
-    )
+    wait_image(page, f"{W} img.widget-image")
     assert page.locator(f"{W} .widget-tab").inner_text().count("quicklook_preview.png") == 1
     page.locator(f"{W} img.widget-image").first.scroll_into_view_if_needed()
     screenshot(page, "dashboard-7-quicklooks")

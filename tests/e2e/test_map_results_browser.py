@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.conftest import open_in_lab, screenshot
+from tests.e2e.conftest import open_in_lab, open_popup, screenshot, wait_image
 
 FEATURES = ".leaflet-overlay-pane path.leaflet-interactive[stroke='#ff7800']"
 TILES = "img.jobtask-raster-tile[src^='blob:']"
@@ -27,15 +27,7 @@ def exercise_results_map(page: Any, name: str) -> None:
     )
     assert "6 4" in dashes  # the AOI, dashed
     wait_count(page, FEATURES, ">= 6")  # the footprint, 3 boxes and 2 points
-    for attempt in range(3):  # the popup's content arrives from the kernel after the click
-        page.locator(FEATURES).nth(4).click(force=True)
-        try:
-            page.wait_for_selector(".leaflet-popup-content table.jobtask-popup", timeout=10_000)
-            break
-        except Exception:
-            if attempt == 2:
-                raise
-    popup = page.locator(".leaflet-popup-content").inner_text()
+    popup = open_popup(page, FEATURES)  # its content arrives from the kernel after the click
     assert "det-" in popup and "class" in popup
     screenshot(page, f"{name}-1-popup")
     page.get_by_role("checkbox", name=RASTER).uncheck()
@@ -63,10 +55,7 @@ def test_map_results_in_jupyterlab(page: Any, lab_url: str, notebook_dir: Path) 
     exercise_results_map(page, "jupyterlab-map-results")
     # the saved page, opened offline, shows the same raster, features and AOI
     page.goto((notebook_dir / "saved_map.html").as_uri())
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('img.jobtask-raster')].some(i => i.complete && i.naturalWidth > 0)",
-        timeout=30_000,
-    )
+    wait_image(page, "img.jobtask-raster", timeout=30_000)
     strokes = page.eval_on_selector_all(".leaflet-overlay-pane path", "els => els.map(e => e.getAttribute('stroke'))")
     assert strokes.count("#ff7800") >= 6 and "#1f5fd6" in strokes
     screenshot(page, "jupyterlab-saved-map")
@@ -94,10 +83,7 @@ def test_the_saved_page_opens_offline_and_shows_raster_and_features(
     requested: list[str] = []
     page.on("request", lambda r: requested.append(r.url))
     page.goto(Path(saved).as_uri())
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('img.jobtask-raster')].some(i => i.complete && i.naturalWidth > 0)",
-        timeout=30_000,
-    )
+    wait_image(page, "img.jobtask-raster", timeout=30_000)
     strokes = page.eval_on_selector_all(".leaflet-overlay-pane path", "els => els.map(e => e.getAttribute('stroke'))")
     assert strokes.count("#ff7800") >= 6 and "#1f5fd6" in strokes
     page.locator(".leaflet-overlay-pane path[stroke='#ff7800']").nth(4).click(force=True)

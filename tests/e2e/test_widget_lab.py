@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.e2e.conftest import open_in_lab, screenshot
+from tests.e2e.conftest import open_in_lab, screenshot, wait_image
 
 W = ".jobtask-widget"
 TILES = f"{W} .leaflet-container img.jobtask-raster-tile[src^='blob:']"
@@ -60,10 +60,7 @@ def test_the_widget_in_jupyterlab_through_the_quickstart(page: Any, lab_url: str
 
     widget.locator(".lm-TabBar-tab", has_text="Plots").click()
     widget.get_by_role("button", name="Plot results").click()
-    page.wait_for_function(
-        f"() => [...document.querySelectorAll('{W} .widget-output img')].some(i => i.complete && i.naturalWidth > 0)",
-        timeout=60_000,
-    )
+    wait_image(page, f"{W} .widget-output img")
     widget.locator(".widget-output img").first.scroll_into_view_if_needed()
     screenshot(page, "lab-widget-4-plot")
     assert page.errors == []
@@ -99,16 +96,10 @@ def test_the_widget_on_the_multiband_task_in_jupyterlab(page: Any, lab_url: str)
     page.wait_for_function(tiles_at(3), timeout=60_000)
 
     widget.get_by_role("button", name="Download quicklooks").click()
-    page.wait_for_function(
-        f"() => [...document.querySelectorAll('{W} img.widget-image')].some(i => i.complete && i.naturalWidth > 0)",
-        timeout=60_000,
-    )
+    wait_image(page, f"{W} img.widget-image")
     widget.locator(".lm-TabBar-tab", has_text="Plots").click()
     widget.get_by_role("button", name="Plot quicklooks").click()
-    page.wait_for_function(
-        f"() => [...document.querySelectorAll('{W} .widget-output img')].some(i => i.complete && i.naturalWidth > 0)",
-        timeout=60_000,
-    )
+    wait_image(page, f"{W} .widget-output img")
     widget.locator(".widget-output img").first.scroll_into_view_if_needed()
     screenshot(page, "lab-multiband-3-quicklook-plot")
     assert page.errors == []
