@@ -113,7 +113,7 @@ def explain(exc: BaseException) -> str:
     if isinstance(exc, RasterError):
         return "A result raster cannot be read."
     if isinstance(exc, ValueError):
-        return "That choice is not accepted."
+        return "The input was not accepted."
     if isinstance(exc, OSError):
         return "A file or folder could not be written or read. Check the output folder."
     return "Something unexpected went wrong."

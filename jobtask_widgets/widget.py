@@ -257,6 +257,7 @@ class JobTaskWidget(w.VBox):
 
     # -- the map ---------------------------------------------------------------------------------------
     def _show_map(self) -> None:
+        self.cancel_button.disabled = True  # only downloads can be cancelled
         results = self.jobtask.results or []
         for path, _ in pair_rasters(results):
             source = RasterSource(path)
