@@ -123,6 +123,8 @@ class JobTaskWidget(w.VBox):
         self.plot_results_button.on_click(lambda _: self.plot("results"))
         self.plot_quicklooks_button.on_click(lambda _: self.plot("quicklooks"))
         self._show_info()
+        if jobtask.results or jobtask.quicklooks:
+            self._list_files()
         if jobtask.results:
             self._start("Showing the map", self._show_map)
         if jobtask.quicklooks:
@@ -226,7 +228,7 @@ class JobTaskWidget(w.VBox):
         self._phase("Downloading the results")
         files = self.jobtask.download_results(folder, progress=self._on_progress, cancel=self._cancel)
         self.progress.value, self.progress.bar_style = 1.0, "success"
-        self.files.value = taskinfo.files_html(files, folder)
+        self._list_files()
         self.status.value = html.escape(f"{len(files)} files in {folder}")
         self._show_map()
 
@@ -244,8 +246,14 @@ class JobTaskWidget(w.VBox):
         files = self.jobtask.download_quicklooks(folder, progress=self._on_progress, cancel=self._cancel)
         self.progress.value, self.progress.bar_style = 1.0, "success"
         self.status.value = html.escape(f"{len(files)} quicklooks in {folder}")
+        self._list_files()
         self._show_quicklooks(files)
         self.tabs.selected_index = TAB_QUICKLOOKS
+
+    def _list_files(self) -> None:
+        """List every downloaded file, results then quicklooks, relative to the output folder."""
+        files = [*(self.jobtask.results or []), *(self.jobtask.quicklooks or [])]
+        self.files.value = taskinfo.files_html(files, self.folder.value.strip() or None)
 
     def _show_quicklooks(self, files: list[str]) -> None:
         cards = []

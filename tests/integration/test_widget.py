@@ -169,6 +169,7 @@ def test_every_map_control_changes_the_live_map(api: Api, sample: Sample, tmp_pa
     c.vmin.value = 5000.0  # above the high end: refused, shown in the widget, the map keeps its style
     assert "Restyling" in error_text(widget) and "vmin &lt; vmax" in error_text(widget)
     assert (layer.style.vmin, layer.style.vmax) == (500.0, 3000.0)
+    assert widget.map is m and m.raster_layers[name] is layer  # every change went to the live map
 
 
 def test_the_controls_follow_the_chosen_raster(api: Api, sample: Sample, tmp_path: Path) -> None:
@@ -193,6 +194,7 @@ def test_quicklooks_button_fills_the_gallery(api: Api, sample: Sample, tmp_path:
     image, label = card.children
     assert isinstance(image, w.Image) and image.value == Path(path).read_bytes() and image.format == "png"
     assert label.value == "quicklook_preview.png"
+    assert "<code>quicklooks/quicklook_preview.png</code>" in widget.files.value
     assert widget.tabs.selected_index == 1 and not widget.plot_quicklooks_button.disabled
     assert widget.map is None  # quicklooks alone draw no map
 
