@@ -95,6 +95,18 @@ def test_the_demo_dashboard_end_to_end(page: Any, demo: dict[str, Any]) -> None:
     assert page.locator(f"{W} .widget-tab").inner_text().count("quicklook_preview.png") == 1
     page.locator(f"{W} img.widget-image").first.scroll_into_view_if_needed()
     screenshot(page, "dashboard-7-quicklooks")
+
+    page.locator(W).locator(".lm-TabBar-tab", has_text="Plots").click()
+    page.locator(W).get_by_role("button", name="Plot results").click()
+    wait_image(page, f"{W} .widget-output img")
+    page.locator(f"{W} .widget-output img").first.scroll_into_view_if_needed()
+    screenshot(page, "dashboard-8-plot")
+
+    choose_task(page, OTHER_TASK)  # the other task gets its own widget; nothing downloaded there yet
+    assert page.locator(f"{W} .jobtask-files li").count() == 0
+    choose_task(page, RGB_TASK)  # back: its downloads and map are still there
+    assert page.locator(f"{W} .jobtask-files li").count() == 3
+    page.wait_for_function(loaded_tiles(page), timeout=60_000)
     assert page.errors == []
 
 

@@ -96,6 +96,20 @@ def test_download_results_button_downloads_once_lists_files_and_shows_the_map(
     assert widget.error_box.children == ()
 
 
+def test_the_output_folder_is_editable(api: Api, sample: Sample, tmp_path: Path) -> None:
+    widget = build(api.url, sample, SAMPLE_RGB_TASK, tmp_path / "first")
+    assert widget.folder.value == str(tmp_path / "first")
+    widget.folder.value = str(tmp_path / "chosen")
+    widget.download_results_button.click()
+    finish(widget)
+    assert all(Path(p).is_relative_to(tmp_path / "chosen") for p in widget.jobtask.results)
+    assert not (tmp_path / "first").exists()
+    widget.folder.value = "   "
+    widget.download_quicklooks_button.click()
+    finish(widget)
+    assert "the output folder is empty" in error_text(widget)
+
+
 def test_cancel_stops_the_download_and_leaves_nothing(proxy: FaultProxy, sample: Sample, tmp_path: Path) -> None:
     widget = build(proxy.url, sample, SAMPLE_MULTIBAND_TASK, tmp_path / "out")
     proxy.add(path="/archives/", rate=1_000_000)  # about 13 s for the whole archive
