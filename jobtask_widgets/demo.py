@@ -147,8 +147,10 @@ def run_dashboard(
     from .sample import write_sample
     from .server import BackgroundServer, create_app
 
-    if importlib.util.find_spec("voila") is None:
-        print("error: the dashboard needs Voila: pip install 'jobtask-widgets[demo]'", file=sys.stderr)
+    missing = [name for name in ("voila", "ipykernel") if importlib.util.find_spec(name) is None]
+    if missing:
+        print(f"error: the dashboard needs {' and '.join(missing)}: pip install 'jobtask-widgets[demo]'",
+              file=sys.stderr)  # fmt: skip
         return 1
 
     def stop_on_signal(*_: Any) -> None:
