@@ -156,8 +156,10 @@ def run_dashboard(
     def stop_on_signal(*_: Any) -> None:
         raise KeyboardInterrupt
 
-    # SIGTERM (a service manager) and SIGHUP (a closed terminal) stop the demo as Ctrl-C does
-    previous = {sig: signal.signal(sig, stop_on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    # SIGTERM (a service manager) and SIGHUP (a closed terminal) stop the demo as Ctrl-C does;
+    # a signal the caller ignores (nohup, a background job) stays ignored
+    stops = [sig for sig in (signal.SIGTERM, signal.SIGHUP) if signal.getsignal(sig) is not signal.SIG_IGN]
+    previous = {sig: signal.signal(sig, stop_on_signal) for sig in stops}
     folder = Path(tempfile.mkdtemp(prefix="jobtask-widgets-demo-"))
     api = voila = None
     try:
