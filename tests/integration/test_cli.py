@@ -203,3 +203,24 @@ print("quickstart ok")
     assert result.returncode == 0, result.stderr
     assert "quickstart ok" in result.stdout
     assert (tmp_path / "project_7b2ee4c5-1c0e-4a7a-9d54-1f1a6c9f2e31").is_dir()
+
+
+def test_sigterm_stops_the_demo_its_voila_and_kernels_and_removes_the_folder(running: list[Running]) -> None:
+    from jobtask_widgets.demo import descendants
+
+    run = Running(["demo", "--no-browser", "--port", "0", "--api-port", "0"])
+    running.append(run)
+    api = run.wait_for("API: ").removeprefix("API: ")
+    store = Path(run.wait_for("Sample store: ").removeprefix("Sample store: "))
+    dashboard = run.wait_for("Dashboard: ", timeout=180).removeprefix("Dashboard: ")
+    page = requests.get(dashboard, timeout=120)  # renders the dashboard: Voila starts a kernel for it
+    assert page.status_code == 200 and "jupyter-widgets" in page.text
+    tree = descendants(run.proc.pid)
+    assert len(tree) >= 2  # Voila and the dashboard's kernel
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.proc.wait(timeout=60) == 0
+    assert not store.parent.exists()
+    assert [pid for pid in tree if Path(f"/proc/{pid}").exists()] == []
+    for url in (api, dashboard):
+        with pytest.raises(requests.ConnectionError):
+            requests.get(url, timeout=5)
