@@ -258,6 +258,9 @@ class JobTaskWidget(w.VBox):
     def _show_quicklooks(self, files: list[str]) -> None:
         cards = []
         for path in map(Path, files):
+            if not path.is_file():  # removed since the download
+                cards.append(w.Label(f"{path.name}: missing"))
+                continue
             image = w.Image(value=path.read_bytes(), format=path.suffix.lstrip(".").lower() or "png")
             image.layout = w.Layout(max_width="360px", object_fit="contain")
             cards.append(w.VBox([image, w.Label(path.name)], layout=w.Layout(margin="4px")))

@@ -222,6 +222,11 @@ def test_a_task_with_results_already_shows_its_map(api: Api, sample: Sample, tmp
     finish(widget)
     assert widget.map is not None and list(widget.map.raster_layers) == [RGB_LAYER]
     assert len(widget.gallery.children) == 1
+    Path(task.quicklooks[0]).unlink()  # a quicklook removed since: the widget still opens
+    again = jw.JobTaskWidget(task)
+    finish(again)
+    (card,) = again.gallery.children
+    assert card.value == "quicklook_preview.png: missing"
 
 
 def test_overviews_are_built_with_progress_the_first_time(
