@@ -33,7 +33,8 @@ def test_the_widget_in_jupyterlab_through_the_quickstart(page: Any, lab_url: str
 
     widget.get_by_role("button", name="Download results").click()
     page.wait_for_selector(f"{W} .progress-bar-success[style*='width: 100%']", timeout=120_000)
-    page.wait_for_function(count(f"{W} .jobtask-files li", "=== 2"), timeout=60_000)
+    # the results and the quicklook that the quickstart downloaded before, all listed
+    page.wait_for_function(count(f"{W} .jobtask-files li", "=== 3"), timeout=60_000)
     page.wait_for_function(tiles_at(0), timeout=120_000)
     widget.locator(".leaflet-container").scroll_into_view_if_needed()
     screenshot(page, "lab-widget-1-map")
