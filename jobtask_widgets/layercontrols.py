@@ -77,9 +77,8 @@ class LayerControls(w.VBox):
             layout=w.Layout(width="260px", min_width="260px", padding="0 0 0 8px"),
         )
         self.add_class("jobtask-layer-controls")
-        for control in (self.mode, self.red, self.green, self.blue, self.band, self.colormap, self.stretch):
-            control.observe(lambda _: self._apply(), "value")
-        for control in (self.vmin, self.vmax):
+        pickers = (self.mode, self.red, self.green, self.blue, self.band, self.colormap)
+        for control in (*pickers, self.stretch, self.vmin, self.vmax):
             control.observe(lambda _: self._apply(), "value")
         self.raster.observe(lambda _: self._sync(), "value")
         if names:

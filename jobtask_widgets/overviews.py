@@ -56,12 +56,6 @@ def _key(path: Path) -> str:
     return hashlib.sha256(f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()[:24]
 
 
-def cached_overviews_path(path: str | os.PathLike[str]) -> Path:
-    """Where the cached overviews of ``path`` are (or will be)."""
-    path = Path(path)
-    return cache_root() / "overviews" / _key(path) / f"{path.stem}.vrt"
-
-
 def cached_overviews(path: str | os.PathLike[str], progress: OverviewProgress | None = None) -> Path:
     """The VRT with overviews for ``path``, building it the first time.
 
@@ -74,8 +68,8 @@ def cached_overviews(path: str | os.PathLike[str], progress: OverviewProgress | 
         RasterError: when the raster cannot be read while building.
     """
     path = Path(path)
-    vrt = cached_overviews_path(path)
-    folder = vrt.parent
+    folder = cache_root() / "overviews" / _key(path)
+    vrt = folder / f"{path.stem}.vrt"
     if vrt.is_file():
         return vrt
     folder.parent.mkdir(parents=True, exist_ok=True)

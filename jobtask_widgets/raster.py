@@ -30,7 +30,7 @@ from rio_tiler.utils import render
 
 from . import stretch as maths
 from .errors import RasterError
-from .overviews import OverviewProgress, cached_overviews, cached_overviews_path, needs_overviews
+from .overviews import OverviewProgress, cached_overviews, needs_overviews
 
 DEFAULT_COLORMAP = "viridis"
 STATS_MAX_SIZE = 1024  # statistics come from a read this many pixels across
@@ -152,15 +152,6 @@ class RasterSource:
         return tuple(int(b) for b in bands)
 
     # -- files and readers ---------------------------------------------------------------------
-    @property
-    def needs_overview_cache(self) -> bool:
-        """Whether display needs overviews built first (a large raster without its own, not yet cached)."""
-        return (
-            self._display_path is None
-            and needs_overviews(self.width, self.height, self.has_overviews)
-            and not (cached_overviews_path(self.path).is_file())
-        )
-
     def display_path(self, progress: OverviewProgress | None = None) -> Path:
         """The file to read for display: the raster, or its cached overviews when it lacks them."""
         if self._display_path is None:

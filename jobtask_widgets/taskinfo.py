@@ -102,12 +102,14 @@ def info_table_html(info: Mapping[str, Any]) -> str:
 
 def size_text(size: int) -> str:
     """``12.3 MB``-style sizes (powers of 1024)."""
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+    if size < 1024:
+        return f"{size} B"
+    value = size / 1024
+    for unit in ("KB", "MB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
         value /= 1024
-    return f"{value:.1f} GB"  # pragma: no cover
+    return f"{value:.1f} GB"
 
 
 def files_html(paths: Sequence[str | os.PathLike[str]], folder: str | os.PathLike[str] | None = None) -> str:

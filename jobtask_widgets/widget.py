@@ -271,10 +271,8 @@ class JobTaskWidget(w.VBox):
         self.cancel_button.disabled = True  # only downloads can be cancelled
         results = self.jobtask.results or []
         for path, _ in pair_rasters(results):
-            source = RasterSource(path)
-            if source.needs_overview_cache:
-                self._phase(f"Building overviews of {source.name} (once; later views are fast)")
-                source.display_path(progress=lambda fraction: setattr(self.progress, "value", fraction))
+            # the overview cache reports only when it builds: 0.0 at the start, 1.0 at the end
+            RasterSource(path).display_path(progress=lambda fraction, name=path.name: self._overviews(name, fraction))
         self._phase("Drawing the map")
         results_map = self.jobtask.map_results(aoi=self.aoi, basemap=self.basemap)
         results_map.layout = w.Layout(height=self.map_height, flex="1 1 auto", min_width="0")
@@ -288,6 +286,11 @@ class JobTaskWidget(w.VBox):
         self.progress.value, self.progress.bar_style = 1.0, "success"
         count = len(results_map.raster_layers)
         self.status.value = html.escape(f"{len(results)} files; {count} raster(s) on the map")
+
+    def _overviews(self, name: str, fraction: float) -> None:
+        if fraction == 0.0:
+            self._phase(f"Building overviews of {name} (once; later views are fast)")
+        self.progress.value = fraction
 
     # -- plots -------------------------------------------------------------------------------------------
     def plot(self, what: str) -> None:

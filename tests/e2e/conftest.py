@@ -230,3 +230,12 @@ def wait_image(page: Any, selector: str, timeout: float = 60_000) -> None:
         f"() => [...document.querySelectorAll({selector!r})].some(i => i.complete && i.naturalWidth > 0)",
         timeout=timeout,
     )
+
+
+def plot_in_widget(page: Any, button: str) -> None:
+    """Open the JobTaskWidget's Plots tab, click ``button`` and wait for the figure to show."""
+    widget = page.locator(".jobtask-widget")
+    widget.locator(".lm-TabBar-tab", has_text="Plots").click()
+    widget.get_by_role("button", name=button).click()
+    wait_image(page, ".jobtask-widget .widget-output img")
+    widget.locator(".widget-output img").first.scroll_into_view_if_needed()

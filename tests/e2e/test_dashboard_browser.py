@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from jobtask_widgets.demo import descendants
-from tests.e2e.conftest import open_popup, require_browser, screenshot, wait_image
+from tests.e2e.conftest import open_popup, plot_in_widget, require_browser, screenshot, wait_image
 from tests.integration.test_cli import Running
 
 RGB_TASK = "landsat-7-etm-rgb:1"
@@ -96,10 +96,7 @@ def test_the_demo_dashboard_end_to_end(page: Any, demo: dict[str, Any]) -> None:
     page.locator(f"{W} img.widget-image").first.scroll_into_view_if_needed()
     screenshot(page, "dashboard-7-quicklooks")
 
-    page.locator(W).locator(".lm-TabBar-tab", has_text="Plots").click()
-    page.locator(W).get_by_role("button", name="Plot results").click()
-    wait_image(page, f"{W} .widget-output img")
-    page.locator(f"{W} .widget-output img").first.scroll_into_view_if_needed()
+    plot_in_widget(page, "Plot results")
     screenshot(page, "dashboard-8-plot")
 
     choose_task(page, OTHER_TASK)  # the other task gets its own widget; nothing downloaded there yet

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.e2e.conftest import open_in_lab, screenshot, wait_image
+from tests.e2e.conftest import open_in_lab, plot_in_widget, screenshot, wait_image
 
 W = ".jobtask-widget"
 TILES = f"{W} .leaflet-container img.jobtask-raster-tile[src^='blob:']"
@@ -59,10 +59,7 @@ def test_the_widget_in_jupyterlab_through_the_quickstart(page: Any, lab_url: str
     controls.get_by_role("checkbox", name="features").check()
     page.wait_for_function(count(FEATURES, ">= 6"), timeout=30_000)
 
-    widget.locator(".lm-TabBar-tab", has_text="Plots").click()
-    widget.get_by_role("button", name="Plot results").click()
-    wait_image(page, f"{W} .widget-output img")
-    widget.locator(".widget-output img").first.scroll_into_view_if_needed()
+    plot_in_widget(page, "Plot results")
     screenshot(page, "lab-widget-4-plot")
     assert page.errors == []
 
@@ -98,9 +95,6 @@ def test_the_widget_on_the_multiband_task_in_jupyterlab(page: Any, lab_url: str)
 
     widget.get_by_role("button", name="Download quicklooks").click()
     wait_image(page, f"{W} img.widget-image")
-    widget.locator(".lm-TabBar-tab", has_text="Plots").click()
-    widget.get_by_role("button", name="Plot quicklooks").click()
-    wait_image(page, f"{W} .widget-output img")
-    widget.locator(".widget-output img").first.scroll_into_view_if_needed()
+    plot_in_widget(page, "Plot quicklooks")
     screenshot(page, "lab-multiband-3-quicklook-plot")
     assert page.errors == []
