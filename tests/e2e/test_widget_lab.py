@@ -31,8 +31,16 @@ def test_the_widget_in_jupyterlab_through_the_quickstart(page: Any, lab_url: str
     widget.scroll_into_view_if_needed()
     assert "landsat-7-etm-rgb:1" in widget.locator(".jobtask-header").inner_text()
 
-    widget.get_by_role("button", name="Download results").click()
+    # the quickstart's task already holds results, so the widget first maps those (its buttons
+    # stay disabled meanwhile: the click below waits for them); the download then maps anew
+    widget.get_by_role("button", name="Download results").click(timeout=120_000)
     page.wait_for_selector(f"{W} .progress-bar-success[style*='width: 100%']", timeout=120_000)
+    # the new download's files are listed relative to the widget's folder: data.json alone
+    page.wait_for_function(
+        f"() => [...document.querySelectorAll('{W} .jobtask-files li code')].some(c => c.innerText === 'data.json')",
+        timeout=120_000,
+    )
+    page.locator(W, has_text="raster(s) on the map").wait_for(timeout=120_000)  # the new map is in place
     # the results and the quicklook that the quickstart downloaded before, all listed
     page.wait_for_function(count(f"{W} .jobtask-files li", "=== 3"), timeout=60_000)
     page.wait_for_function(tiles_at(0), timeout=120_000)
