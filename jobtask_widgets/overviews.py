@@ -5,6 +5,13 @@ touched, so the cache holds a VRT that points at the user's raster, with a ``.vr
 it. Entries are keyed by the raster's absolute path, size and modification time, so an edited
 raster gets new overviews. The cache lives in ``$JOBTASK_WIDGETS_CACHE``, default
 ``~/.cache/jobtask-widgets``.
+
+The build runs in a child process (``python -m jobtask_widgets.overviews SRC VRT``) with its
+GDAL options (block cache, threads, compression) in that child's environment only: GDAL's
+block cache size is process-wide and sticky, and a ``rasterio.Env(GDAL_CACHEMAX=...)`` in the
+kernel outlives its block whenever any dataset in the process holds rasterio's default
+environment (docs/architecture.md, "GDAL state"). The kernel's GDAL configuration is never
+changed, and the build's memory goes back to the system when the child ends.
 """
 
 from __future__ import annotations
@@ -13,21 +20,25 @@ import fcntl
 import hashlib
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import rasterio
-import rasterio.shutil
-from rasterio.enums import Resampling
-
 from .errors import RasterError
+from .gdalerrors import GDAL_ERRORS, gdal_reason
 
 CACHE_ENV = "JOBTASK_WIDGETS_CACHE"
 OVERVIEW_MIN_SIZE = 2048  # a raster wider or taller than this gets overviews when it has none
 OVERVIEW_SMALLEST = 256  # overviews go down until the raster fits in this many pixels
 
-BUILD_CACHE_MB = 256  # GDAL's block cache while building
+BUILD_OPTIONS = {  # GDAL options of the build's child process (its environment, nobody else's)
+    "GDAL_CACHEMAX": "256",  # MB of block cache while building
+    "GDAL_NUM_THREADS": "ALL_CPUS",
+    "GDAL_TIFF_OVR_BLOCKSIZE": "512",
+    "COMPRESS_OVERVIEW": "DEFLATE",
+}
 
 OverviewProgress = Callable[[float], None]
 
@@ -83,26 +94,57 @@ def cached_overviews(path: str | os.PathLike[str], progress: OverviewProgress | 
 def _build(path: Path, folder: Path, name: str, progress: OverviewProgress | None) -> None:
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
-        vrt = staging / name
-        rasterio.shutil.copy(str(path.resolve()), str(vrt), driver="VRT")
-        env = rasterio.Env(
-            GDAL_TIFF_OVR_BLOCKSIZE=512,
-            COMPRESS_OVERVIEW="DEFLATE",
-            GDAL_NUM_THREADS="ALL_CPUS",
-            GDAL_CACHEMAX=BUILD_CACHE_MB,  # GDAL's default (5 % of RAM) stays held by the kernel
-        )
-        with env, rasterio.open(vrt, "r+") as dst:
-            if progress:
-                progress(0.0)
-            # one call: GDAL reads the full resolution once and derives each level from the last
-            dst.build_overviews(overview_factors(dst.width, dst.height), Resampling.average)
+        if progress:
+            progress(0.0)
+        build_in_child(path.resolve(), staging / name)
         if progress:
             progress(1.0)
         staging.replace(folder)
-    except rasterio.errors.RasterioError as exc:
-        raise RasterError(f"{path}: overviews could not be built: {exc}") from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def build_in_child(source: Path, vrt: Path) -> None:
+    """Write ``vrt`` (a VRT of ``source`` with overviews) in a child process.
+
+    Raises:
+        RasterError: when the child cannot build them (with GDAL's reason).
+    """
+    package_parent = str(Path(__file__).resolve().parents[1])  # the child imports this very package
+    env = {**os.environ, **BUILD_OPTIONS}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
+    done = subprocess.run(
+        [sys.executable, "-m", "jobtask_widgets.overviews", str(source), str(vrt)],
+        env=env, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    if done.returncode != 0:
+        reason = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit status {done.returncode}"
+        raise RasterError(f"{source}: overviews could not be built: {reason}")
+
+
+def _build_here(source: str, vrt: str) -> None:
+    """The child's work: a VRT of ``source`` and its overviews, every level in one GDAL pass."""
+    import rasterio
+    import rasterio.shutil
+    from rasterio.enums import Resampling
+
+    rasterio.shutil.copy(source, vrt, driver="VRT")
+    with rasterio.open(vrt, "r+") as dst:
+        # one call: GDAL reads the full resolution once and derives each level from the last
+        dst.build_overviews(overview_factors(dst.width, dst.height), Resampling.average)
+
+
+def main(argv: Sequence[str]) -> int:
+    """``python -m jobtask_widgets.overviews SOURCE VRT``: build in this (child) process."""
+    if len(argv) != 2:
+        print("usage: python -m jobtask_widgets.overviews SOURCE VRT", file=sys.stderr)
+        return 2
+    try:
+        _build_here(*argv)
+    except GDAL_ERRORS as exc:
+        print(gdal_reason(exc).replace("\n", " "), file=sys.stderr)
+        return 1
+    return 0
 
 
 def cache_size() -> int:
@@ -116,3 +158,7 @@ def clear_cache() -> int:
     size = cache_size()
     shutil.rmtree(cache_root() / "overviews", ignore_errors=True)
     return size
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

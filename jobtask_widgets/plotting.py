@@ -13,6 +13,7 @@ import math
 import os
 import warnings
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -119,26 +120,30 @@ def results_figure(
         ValueError: for bad bands (naming the file's bands), titles or figsize.
         RasterError: for a file that cannot be read.
     """
+    names = check_titles(titles, paths)
+    with ExitStack() as stack:  # every raster opened here is closed here, on every path
+        sources = [stack.enter_context(RasterSource(p)) for p in paths]
+        chosen = [s.check_bands(bands) for s in sources]  # bad bands raise before anything is drawn
+        fig = fig if fig is not None else Figure(figsize=figsize, layout="constrained")
+        for source, band_set, title, ax in zip(sources, chosen, names, _grid(fig, len(sources)), strict=True):
+            _plot_raster(fig, ax, source, band_set, title, kwargs)
+    return fig
+
+
+def _plot_raster(fig: Figure, ax: Any, source: RasterSource, band_set: tuple[int, ...], title: str,
+                 kwargs: dict[str, Any]) -> None:  # fmt: skip
     from rasterio.plot import show
     from rasterio.transform import from_bounds
 
-    sources = [RasterSource(p) for p in paths]
-    chosen = [s.check_bands(bands) for s in sources]
-    names = check_titles(titles, paths)
-    fig = fig if fig is not None else Figure(figsize=figsize, layout="constrained")
-    axes = _grid(fig, len(sources))
-    for source, band_set, title, ax in zip(sources, chosen, names, axes, strict=True):
-        image = source.preview(_axes_pixels(fig, ax, source.width, source.height), band_set)
-        array, options = _plot_array(source, image.array, band_set, kwargs)
-        height, width = array.shape[-2:]
-        transform = from_bounds(*image.bounds, width, height) if source.georeferenced else None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            show(array, transform=transform, ax=ax, title=title, adjust=False, **options)
-        if not source.georeferenced:
-            ax.set_xlabel("pixels (no coordinate reference system)")
-        source.close()
-    return fig
+    image = source.preview(_axes_pixels(fig, ax, source.width, source.height), band_set)
+    array, options = _plot_array(source, image.array, band_set, kwargs)
+    height, width = array.shape[-2:]
+    transform = from_bounds(*image.bounds, width, height) if source.georeferenced else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        show(array, transform=transform, ax=ax, title=title, adjust=False, **options)
+    if not source.georeferenced:
+        ax.set_xlabel("pixels (no coordinate reference system)")
 
 
 def _plot_array(source: RasterSource, data: np.ma.MaskedArray, bands: tuple[int, ...], kwargs: dict[str, Any]) -> tuple[
@@ -170,9 +175,9 @@ def quicklooks_figure(
     fig = fig if fig is not None else Figure(figsize=figsize, layout="constrained")
     axes = _grid(fig, len(paths))
     for path, title, ax in zip(paths, names, axes, strict=True):
-        source = RasterSource(path)
-        size = _axes_pixels(fig, ax, source.width, source.height)
-        image = source.read_preview(size, range(1, min(source.count, 4) + 1))
+        with RasterSource(path) as source:
+            size = _axes_pixels(fig, ax, source.width, source.height)
+            image = source.read_preview(size, range(1, min(source.count, 4) + 1))
         data = image.array
         if data.shape[0] == 1:
             ax.imshow(data[0], cmap="gray")
@@ -184,7 +189,6 @@ def quicklooks_figure(
             ax.imshow(np.dstack([rgb, alpha]))
         ax.set_title(title)
         ax.set_axis_off()
-        source.close()
     return fig
 
 

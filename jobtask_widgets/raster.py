@@ -4,7 +4,10 @@ Reads never touch full resolution for display: previews, parts and tiles go thro
 which reads overviews and decimates; a large raster without overviews gets them once from the
 overview cache (``overviews.py``). Stretch statistics come from one decimated read per band set
 and are cached. The maths (stretch, colours) is in ``stretch.py``; this module owns the file
-handles: one rio-tiler ``Reader`` per thread, so tiles can render in a thread pool.
+handles: one rio-tiler ``Reader`` per thread, so tiles can render in a thread pool, and
+``close()`` (or leaving a ``with RasterSource(...)`` block) closes every thread's reader.
+Every GDAL, rasterio and rio-tiler failure is translated here into a ``RasterError`` that
+names the file, also when the damage only shows once pixels or overviews are read.
 """
 
 from __future__ import annotations
@@ -20,16 +23,18 @@ from typing import Any
 import numpy as np
 import rasterio
 from rasterio.enums import ColorInterp
-from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.env import env_ctx_if_needed
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.warp import transform_bounds
 from rio_tiler.colormap import cmap as colormaps
-from rio_tiler.errors import NoOverviewWarning, RioTilerError, TileOutsideBounds
+from rio_tiler.errors import NoOverviewWarning, TileOutsideBounds
 from rio_tiler.io import Reader
 from rio_tiler.models import ImageData
 from rio_tiler.utils import render
 
 from . import stretch as maths
 from .errors import RasterError
+from .gdalerrors import GDAL_ERRORS, gdal_reason
 from .overviews import OverviewProgress, cached_overviews, needs_overviews
 
 DEFAULT_COLORMAP = "viridis"
@@ -101,15 +106,23 @@ class RasterSource:
                 self.transform = src.transform
                 self.has_overviews = bool(src.overviews(1))
                 self.palette = src.colormap(1) if src.colorinterp[0] == ColorInterp.palette else None
-        except RasterioError as exc:
+        except GDAL_ERRORS as exc:
             raise RasterError(f"{self.path} cannot be read: {gdal_reason(exc)}") from exc
         self.georeferenced = self.crs is not None
         self.bounds_4326 = transform_bounds(self.crs, "EPSG:4326", *self.bounds) if self.crs else None
         self._stats: dict[tuple[Any, ...], list[maths.Range]] = {}
         self._luts: dict[Style, np.ndarray | None] = {}
         self._lock = threading.Lock()
-        self._local = threading.local()
+        self._readers: dict[int, Reader] = {}  # by thread ident; guarded by _readers_lock
+        self._readers_lock = threading.Lock()
+        self._closed = False
         self._display_path: Path | None = None
+
+    def __enter__(self) -> RasterSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def __repr__(self) -> str:
         return f"RasterSource({self.name!r}, {self.count} bands {self.bands[0].dtype}, {self.width}x{self.height})"
@@ -162,23 +175,46 @@ class RasterSource:
         return self._display_path
 
     def _reader(self) -> Reader:
+        """This thread's reader of the display file, opened on first use."""
         path = self.display_path()
-        reader = getattr(self._local, "reader", None)
-        if reader is None or getattr(self._local, "path", None) != path:
-            try:
-                with _quiet():
-                    reader = Reader(str(path))
-            except (RasterioError, RioTilerError) as exc:
-                raise RasterError(f"{self.path} cannot be read: {gdal_reason(exc)}") from exc
-            self._local.reader, self._local.path = reader, path
-        return reader
+        thread = threading.get_ident()
+        with self._readers_lock:
+            if self._closed:
+                raise RasterError(f"{self.path}: the raster source is closed")
+            reader = self._readers.get(thread)
+            if reader is not None and Path(reader.input) == path:
+                return reader
+        try:
+            # opened inside a GDAL environment of its own that ends here, so the dataset holds none:
+            # rasterio's environments are per thread, and one held by a dataset opened in a tile
+            # thread could neither be closed from another thread nor ever end (docs/architecture.md,
+            # "GDAL state")
+            with _quiet(), env_ctx_if_needed():
+                fresh = Reader(str(path))
+        except GDAL_ERRORS as exc:
+            raise RasterError(f"{self.path} cannot be read: {gdal_reason(exc)}") from exc
+        with self._readers_lock:
+            stale, self._readers[thread] = self._readers.get(thread), fresh
+            closed = self._closed
+        if stale is not None:
+            stale.close()
+        if closed:  # closed while this one opened: do not leave it behind
+            self.close()
+            raise RasterError(f"{self.path}: the raster source is closed")
+        return fresh
 
     def close(self) -> None:
-        """Close this thread's reader (other threads' readers close when they end)."""
-        reader = getattr(self._local, "reader", None)
-        if reader is not None:
+        """Close every thread's reader; later reads raise ``RasterError``. Safe to call twice."""
+        with self._readers_lock:
+            self._closed = True
+            readers, self._readers = list(self._readers.values()), {}
+        for reader in readers:
             reader.close()
-            self._local.reader = None
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
 
     def _read(self, what: str, call: Any, *args: Any, **kwargs: Any) -> ImageData:
         try:
@@ -186,7 +222,7 @@ class RasterSource:
                 image = call(*args, **kwargs)
         except TileOutsideBounds:
             raise
-        except (RasterioError, RioTilerError, ValueError) as exc:
+        except (*GDAL_ERRORS, ValueError) as exc:
             raise RasterError(f"{self.path}: the {what} cannot be read: {gdal_reason(exc)}") from exc
         image.array = maths.mask_invalid(image.array)
         return image
@@ -289,18 +325,6 @@ class RasterSource:
                 f"{self.path} has no coordinate reference system, so it cannot be placed on a map for {what}; "
                 "plots still work"
             )
-
-
-def gdal_reason(exc: BaseException) -> str:
-    """The messages of an exception and its causes, GDAL's own first-hand reason included."""
-    parts: list[str] = []
-    seen: BaseException | None = exc
-    while seen is not None and len(parts) < 4:
-        text = str(seen).strip()
-        if text and "See previous exception" not in text and text not in parts:
-            parts.append(text)
-        seen = seen.__cause__ or seen.__context__
-    return "; ".join(parts) or type(exc).__name__
 
 
 def encode(rgba: np.ndarray, img_format: str = "PNG") -> bytes:

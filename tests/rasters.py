@@ -129,3 +129,21 @@ def damaged_pixels(path: Path) -> Path:
         raw[offset : offset + 64] = b"\xff" * 64
     path.write_bytes(bytes(raw))
     return path
+
+
+def cut_overviews(path: Path) -> Path:
+    """A GeoTIFF with internal overviews whose overview directories are cut off: it opens, reading fails."""
+    from rasterio.enums import Resampling
+
+    data = np.random.default_rng(3).integers(0, 255, (3, 1024, 1024)).astype("uint8")
+    write(path, data, tiled=True, blockxsize=256, blockysize=256, compress="deflate")
+    with rasterio.open(path, "r+") as dst:
+        dst.build_overviews([2, 4, 8], Resampling.average)
+    with rasterio.open(path) as src:
+        last_block = max(
+            int(src.get_tag_item(f"BLOCK_OFFSET_{x}_{y}", "TIFF", bidx=b)) for b in (1, 2, 3) for x in range(4)
+            for y in range(4)
+        )  # fmt: skip
+    raw = path.read_bytes()
+    path.write_bytes(raw[: last_block + 70_000])  # the full resolution stays whole; the overviews go
+    return path
