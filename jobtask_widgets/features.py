@@ -1,4 +1,7 @@
-"""GeoJSON FeatureCollections as GeoDataFrames, read by GDAL rather than feature by feature.
+"""GeoJSON read from files and bytes, and FeatureCollections as GeoDataFrames.
+
+``load_geojson`` and ``read_feature_collection`` are the one place a GeoJSON document is parsed
+and checked (data.json, a block's GeoJSON, an AOI file).
 
 ``to_geodataframe`` gives the same rows, property columns and geometries as
 ``GeoDataFrame.from_features`` (EPSG:4326), but parses with GDAL's GeoJSON driver through
@@ -10,11 +13,54 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import geopandas
+
+
+def load_geojson(source: bytes | str | os.PathLike[str], what: str | None = None) -> dict[str, Any]:
+    """The GeoJSON object (a dict) in a file or in bytes.
+
+    Args:
+        source: A path, or the document's bytes.
+        what: How messages name the document; default the path, or ``"GeoJSON"``.
+
+    Raises:
+        ValueError: when it cannot be read, is not JSON, or is not a JSON object.
+    """
+    if isinstance(source, bytes):
+        label = what or "GeoJSON"
+        try:
+            value = json.loads(source)
+        except ValueError as exc:
+            raise ValueError(f"{label} is not valid JSON: {exc}") from exc
+    else:
+        label = what or str(source)
+        try:
+            value = json.loads(Path(source).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{label} cannot be read as GeoJSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise ValueError(f"{label} holds a JSON {type(value).__name__}, not a GeoJSON object")
+    return value
+
+
+def read_feature_collection(source: bytes | str | os.PathLike[str], what: str | None = None) -> dict[str, Any]:
+    """The FeatureCollection in a file or in bytes, with only dict features kept.
+
+    Raises:
+        ValueError: when it is not a GeoJSON FeatureCollection (naming ``what`` or the path).
+    """
+    collection = load_geojson(source, what)
+    if collection.get("type") != "FeatureCollection":
+        label = what or (str(source) if not isinstance(source, bytes) else "GeoJSON")
+        raise ValueError(f"{label} is not a GeoJSON FeatureCollection (its type is {collection.get('type')!r})")
+    features = collection.get("features") or []
+    return {**collection, "features": [f for f in features if isinstance(f, dict)]}
 
 
 def to_geodataframe(data: bytes) -> geopandas.GeoDataFrame:
@@ -52,10 +98,5 @@ def to_geodataframe(data: bytes) -> geopandas.GeoDataFrame:
 def _exact(data: bytes) -> geopandas.GeoDataFrame:
     import geopandas
 
-    try:
-        collection: Any = json.loads(data)
-    except ValueError as exc:
-        raise ValueError(f"data.json is not valid JSON: {exc}") from exc
-    if not isinstance(collection, dict) or collection.get("type") != "FeatureCollection":
-        raise ValueError("data.json is not a GeoJSON FeatureCollection")
+    collection = read_feature_collection(data, "data.json")
     return geopandas.GeoDataFrame.from_features(collection, crs="EPSG:4326")

@@ -1,7 +1,8 @@
 """``JobTask``: the documented API over one job task's results.
 
 It delegates: HTTP to ``client``, downloads and unpacking to ``transfer``, the GeoDataFrame to
-``features``; later issues add plotting and mapping the same way.
+``features``, figures to ``plotting``, the model of a map to ``view`` (``ResultsView``) and its
+drawing to the widget layer, which is imported only when a map or a widget is asked for.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     import geopandas
 
     from . import plotting
+    from .mapwidget import ResultsMap
+    from .view import ResultsView, ViewProgress
     from .widget import JobTaskWidget
 
 
@@ -250,6 +253,40 @@ class JobTask:
             raise
         plotting.show(fig)
 
+    def results_view(
+        self,
+        bands: list[int] | None = None,
+        aoi: Any = None,
+        show_images: bool = True,
+        show_features: bool = True,
+        name_column: str = "uid",
+        *,
+        progress: ViewProgress | None = None,
+    ) -> ResultsView:
+        """The widget-free model of the last download's map (see :meth:`map_results`).
+
+        The view owns the rasters it opens: close it (or use it in a ``with`` block) when done.
+
+        Args:
+            bands: 1 or 3 band numbers for every raster; default from each file.
+            aoi: A GeoDataFrame, a GeoJSON path or dict, or a shapely geometry.
+            show_images: Whether to show the result rasters.
+            show_features: Whether to show the features (a block's GeoJSON, else data.json).
+            name_column: The feature property that labels each feature.
+            progress: Called with a raster's name and 0.0 / 1.0 around its one-off overview build.
+
+        Raises:
+            ValueError: when nothing is downloaded, for bad bands or a bad aoi.
+        """
+        from .view import ResultsView
+
+        if not self.results:
+            raise ValueError("no results to map: call download_results() first")
+        return ResultsView.from_files(
+            self.results, bands=bands, aoi=aoi, show_images=show_images, show_features=show_features,
+            name_column=name_column, progress=progress,
+        )  # fmt: skip
+
     def map_results(
         self,
         bands: list[int] | None = None,
@@ -260,7 +297,7 @@ class JobTask:
         save_html: str | os.PathLike[str] | None = None,
         *,
         basemap: Any = None,
-    ) -> Any:
+    ) -> ResultsMap:
         """An interactive map of the last download's results (a ``ResultsMap``, shown inline).
 
         Args:
@@ -277,20 +314,19 @@ class JobTask:
         Raises:
             ValueError: when nothing is downloaded, for bad bands or a bad aoi.
         """
-        from .mapping import build_results_map
+        from .mapwidget import ResultsMap
 
-        if not self.results:
-            raise ValueError("no results to map: call download_results() first")
-        results_map = build_results_map(
-            self.results, bands=bands, aoi=aoi, show_images=show_images, show_features=show_features,
-            name_column=name_column, basemap=basemap,
-        )  # fmt: skip
-        if save_html is not None:
-            from .savehtml import save_map
+        view = self.results_view(bands, aoi, show_images, show_features, name_column)
+        try:
+            if save_html is not None:
+                from .savehtml import save_map
 
-            name = self.info.get("name") or self.jobtask_id
-            save_map(results_map, save_html, title=f"Job task {name}")
-        return results_map
+                name = self.info.get("name") or self.jobtask_id
+                save_map(view, save_html, title=f"Job task {name}")
+            return ResultsMap(view, basemap=basemap, owns_view=True)
+        except BaseException:
+            view.close()
+            raise
 
     def widget(self, **options: Any) -> JobTaskWidget:
         """This task in a :class:`JobTaskWidget` (info, downloads, map, quicklooks, plots).

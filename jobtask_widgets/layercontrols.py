@@ -1,9 +1,10 @@
-"""LayerControls: the panel beside a ``ResultsMap`` that restyles its rasters and toggles its layers.
+"""LayerControls: the panel beside a results map that restyles a ``ResultsView``'s rasters.
 
 Band mode (RGB with three band pickers, or one band with a colormap), stretch (auto,
-percentile, min-max or a custom range), opacity, and a toggle for each raster, the features and
-the AOI. Every change goes to the live map (``RasterTileLayer.set_style``, the layer's traits and
-the map's own toggles), never through a rebuild.
+percentile, min-max or a custom range), opacity, and the view's ``LayerPanel`` of toggles for
+each raster, the features and the AOI. Every change goes to the view's state
+(``RasterState.set_style``, ``opacity``, ``visible``), which every map of the view draws at once,
+never through a rebuild.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Any
 
 import ipywidgets as w
 
-from .mapwidget import ResultsMap
-from .tilelayer import RasterTileLayer
+from .layerpanel import LayerPanel
+from .view import RasterState, ResultsView
 
 COLORMAPS = ("viridis", "magma", "inferno", "plasma", "cividis", "greys", "terrain", "rdylgn", "spectral", "rdbu")
 STRETCH_OPTIONS = (  # auto: 8-bit data as it is, anything else 2-98 %
@@ -28,10 +29,10 @@ ErrorHandler = Callable[[BaseException, str], None]
 
 
 class LayerControls(w.VBox):
-    """Controls for the rasters, features and AOI of a :class:`ResultsMap`.
+    """Controls for the rasters, features and AOI of a :class:`ResultsView`.
 
     Args:
-        results_map: The map to control.
+        view: The view to control.
         on_error: Called with the error and what was tried when the map refuses a change.
 
     Attributes:
@@ -43,14 +44,15 @@ class LayerControls(w.VBox):
         stretch: ``auto``, ``percentile``, ``minmax`` or ``custom``.
         vmin, vmax: The custom range.
         opacity: The chosen raster's opacity.
-        toggles: A check box per raster, ``"features"`` and ``"AOI"``, linked to the map's panel.
+        panel: The view's toggles (a ``LayerPanel``).
+        toggles: A check box per raster, ``"features"`` and ``"AOI"``.
     """
 
-    def __init__(self, results_map: ResultsMap, on_error: ErrorHandler | None = None) -> None:
-        self.map = results_map
+    def __init__(self, view: ResultsView, on_error: ErrorHandler | None = None) -> None:
+        self.view = view
         self._on_error = on_error
         self._syncing = False
-        names = list(results_map.raster_layers)
+        names = list(view.rasters)
         narrow = w.Layout(width="240px")
         self.raster = w.Dropdown(options=names, description="raster", layout=narrow, disabled=len(names) < 2)
         self.mode = w.ToggleButtons(options=[RGB, SINGLE], style={"button_width": "100px"})
@@ -63,7 +65,8 @@ class LayerControls(w.VBox):
         self.vmin = w.FloatText(description="min", layout=w.Layout(width="240px"))
         self.vmax = w.FloatText(description="max", layout=w.Layout(width="240px"))
         self.opacity = w.FloatSlider(value=1.0, min=0.0, max=1.0, step=0.05, description="opacity", layout=narrow)
-        self.toggles = {label: self._linked_toggle(label, box) for label, box in results_map.toggles.items()}
+        self.panel = LayerPanel(view, opacity=False, title="Show")
+        self.toggles = self.panel.toggles
         self._rgb_box = w.VBox([self.red, self.green, self.blue])
         self._single_box = w.VBox([self.band, self.colormap])
         self._range_box = w.VBox([self.vmin, self.vmax])
@@ -73,7 +76,7 @@ class LayerControls(w.VBox):
             style_rows = [w.HTML("<b>Raster style</b>"), self.raster, self.mode, self._rgb_box, self._single_box,
                           self.stretch, self._range_box, self.opacity]  # fmt: skip
         super().__init__(
-            [*style_rows, w.HTML("<b>Show</b>"), *self.toggles.values()],
+            [*style_rows, self.panel],
             layout=w.Layout(width="260px", min_width="260px", padding="0 0 0 8px"),
         )
         self.add_class("jobtask-layer-controls")
@@ -81,18 +84,16 @@ class LayerControls(w.VBox):
         for control in (*pickers, self.stretch, self.vmin, self.vmax):
             control.observe(lambda _: self._apply(), "value")
         self.raster.observe(lambda _: self._sync(), "value")
+        self._applying = False
+        for state in view.rasters.values():
+            state.observe(self._restyled, "style")
         if names:
             self._sync()
 
     @property
-    def layer(self) -> RasterTileLayer:
-        """The raster layer the style controls apply to."""
-        return self.map.raster_layers[self.raster.value]
-
-    def _linked_toggle(self, label: str, box: w.Checkbox) -> w.Checkbox:
-        mine = w.Checkbox(value=box.value, description=label, indent=False, layout=w.Layout(width="250px"))
-        w.link((mine, "value"), (box, "value"))
-        return mine
+    def layer(self) -> RasterState:
+        """The state of the raster the style controls apply to."""
+        return self.view.rasters[self.raster.value]
 
     def _sync(self) -> None:
         """Show the chosen raster's current style in the controls, without applying anything."""
@@ -126,7 +127,7 @@ class LayerControls(w.VBox):
 
     def _fill_range(self) -> None:
         """The custom range starts from the range the layer is drawn with now."""
-        ranges = self.layer.source.ranges(self.layer.style) or [(0.0, 255.0)]
+        ranges = self.layer.ranges() or [(0.0, 255.0)]
         self.vmin.value = min(low for low, _ in ranges)
         self.vmax.value = max(high for _, high in ranges)
 
@@ -136,9 +137,21 @@ class LayerControls(w.VBox):
         self._single_box.layout.display = "" if single else "none"
         self._range_box.layout.display = "" if self.stretch.value == "custom" else "none"
 
+    def _restyled(self, change: Any) -> None:
+        """A style changed elsewhere (code, another control): show it, if it is the chosen raster's."""
+        if not self._applying and change["owner"] is self.layer:
+            self._sync()
+
     def _apply(self) -> None:
         if self._syncing:
             return
+        self._applying = True
+        try:
+            self._apply_controls()
+        finally:
+            self._applying = False
+
+    def _apply_controls(self) -> None:
         self._show_rows()
         single = self.mode.value == SINGLE
         bands = (self.band.value,) if single else (self.red.value, self.green.value, self.blue.value)
@@ -160,3 +173,12 @@ class LayerControls(w.VBox):
                 self._fill_range()
             finally:
                 self._syncing = False
+
+    def close(self) -> None:
+        """Unlink from the view and close the controls."""
+        if self._opacity_link is not None:
+            self._opacity_link.unlink()
+        for state in self.view.rasters.values():
+            state.unobserve(self._restyled, "style")
+        self.panel.close()
+        super().close()

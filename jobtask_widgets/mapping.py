@@ -1,10 +1,10 @@
-"""The results map: what goes on it and where it looks.
+"""Pure map helpers: no widgets, no I/O beyond reading data.json and an AOI file.
 
-This first part holds the pure pieces of ``map_results`` (no widgets, no I/O beyond reading
-data.json): pairing each result raster with its data.json feature, the view that fits the
-results (computed in Python, so it is right before any browser reports its size), escaped
-popup tables, the AOI in every accepted form, and thinning of very large feature sets.
-The ``ResultsMap`` widget that assembles them is built on these.
+Pairing each result raster with its data.json feature, Web-Mercator maths and the view that
+fits the results (computed in Python, so it is right before any browser reports its size),
+escaped popup tables, the AOI in every accepted form, thinning of very large feature sets, and
+the map styles that both the live map and the saved page use. ``view.ResultsView`` is built on
+these; the widgets render it.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .features import load_geojson, read_feature_collection
+
 DATA_PATH = "up42.data_path"
 RASTER_SUFFIXES = (".tif", ".tiff")
 MAX_FEATURES = 5000
@@ -25,6 +27,13 @@ TILE = 256
 GEOMETRY_TYPES = {
     "Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon", "GeometryCollection",
 }  # fmt: skip
+
+# The map's styles, used by the live map (ipyleaflet) and by the saved page (Leaflet) alike.
+FEATURE_STYLE = {"color": "#ff7800", "weight": 2, "fillOpacity": 0.0}  # no tint over the imagery; still clickable
+FEATURE_HOVER_STYLE = {"weight": 4, "fillOpacity": 0.2}
+POINT_STYLE = {"radius": 6, "color": "#ff7800", "fillColor": "#ffb366", "fillOpacity": 0.9, "weight": 2}
+AOI_STYLE = {"color": "#1f5fd6", "weight": 3, "dashArray": "6 4", "fillOpacity": 0.0}
+POPUP_SIZE = {"min_width": 280, "max_width": 440, "max_height": 320}  # pixels
 
 
 def pair_rasters(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[Path, dict[str, Any] | None]]:
@@ -36,7 +45,7 @@ def pair_rasters(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[Path, di
     files = [Path(p) for p in paths]
     rasters = [p for p in files if p.suffix.lower() in RASTER_SUFFIXES]
     data_json = next((p for p in files if p.name == "data.json"), None)
-    features = read_features(data_json) if data_json is not None else []
+    features = read_feature_collection(data_json)["features"] if data_json is not None else []
     by_path = {
         str(f.get("properties", {}).get(DATA_PATH)).lstrip("./"): f
         for f in features
@@ -54,21 +63,6 @@ def pair_rasters(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[Path, di
     return pairs
 
 
-def read_features(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The features of a GeoJSON FeatureCollection file.
-
-    Raises:
-        ValueError: when the file is not a FeatureCollection.
-    """
-    try:
-        collection = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path} cannot be read as GeoJSON: {exc}") from exc
-    if not isinstance(collection, dict) or collection.get("type") != "FeatureCollection":
-        raise ValueError(f"{path} is not a GeoJSON FeatureCollection")
-    return [f for f in collection.get("features") or [] if isinstance(f, dict)]
-
-
 def layer_name(raster: Path, feature: Mapping[str, Any] | None, name_column: str) -> str:
     """A raster layer's name: its feature's ``name_column`` value, else the file name."""
     properties = (feature or {}).get("properties") or {}
@@ -76,7 +70,8 @@ def layer_name(raster: Path, feature: Mapping[str, Any] | None, name_column: str
     return f"{value} ({raster.name})" if value not in (None, "") else raster.name
 
 
-def _mercator_y(lat: float) -> float:
+def mercator_y(lat: float) -> float:
+    """Web-Mercator y of a latitude, in radians of the unit sphere (clamped to the projection's edge)."""
     lat = max(min(lat, 85.0511), -85.0511)
     return math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
 
@@ -95,14 +90,20 @@ def fit_view(
     west, south, east, north = bounds
     if not (west <= east and south <= north):
         raise ValueError(f"bounds must be (west, south, east, north) with west <= east and south <= north: {bounds}")
-    centre_y = (_mercator_y(south) + _mercator_y(north)) / 2
+    centre_y = (mercator_y(south) + mercator_y(north)) / 2
     centre_lat = math.degrees(2 * math.atan(math.exp(centre_y)) - math.pi / 2)
     centre = (centre_lat, (west + east) / 2)
     span_x = max((east - west) / 360.0, 1e-9)  # fraction of the world's width
-    span_y = max((_mercator_y(north) - _mercator_y(south)) / (2 * math.pi), 1e-9)
+    span_y = max((mercator_y(north) - mercator_y(south)) / (2 * math.pi), 1e-9)
     usable_w, usable_h = max(width - 2 * padding, 1), max(height - 2 * padding, 1)
     zoom = math.floor(math.log2(min(usable_w / (TILE * span_x), usable_h / (TILE * span_y))))
     return centre, max(0, min(MAX_ZOOM, zoom))
+
+
+def mercator_aspect(bounds: tuple[float, float, float, float]) -> float:
+    """Width over height of ``(west, south, east, north)`` as drawn in Web Mercator."""
+    west, south, east, north = bounds
+    return math.radians(east - west) / max(mercator_y(north) - mercator_y(south), 1e-12)
 
 
 def union_bounds(boxes: Sequence[tuple[float, float, float, float]]) -> tuple[float, float, float, float]:
@@ -155,10 +156,10 @@ def aoi_geojson(aoi: Any) -> dict[str, Any]:
         if not path.is_file():
             raise ValueError(f"aoi {str(aoi)!r} is not a file; aoi must be {accepted}")
         try:
-            value = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"aoi file {path} is not GeoJSON ({exc}); aoi must be {accepted}") from exc
-        return _from_dict(value if isinstance(value, dict) else {}, accepted)
+            value = load_geojson(path, f"aoi file {path}")
+        except ValueError as exc:
+            raise ValueError(f"{exc}; aoi must be {accepted}") from exc
+        return _from_dict(value, accepted)
     if isinstance(aoi, Mapping):
         return _from_dict(dict(aoi), accepted)
     if hasattr(aoi, "to_crs") and hasattr(aoi, "to_json"):  # a GeoDataFrame or GeoSeries
@@ -180,33 +181,23 @@ def _from_dict(value: dict[str, Any], accepted: str) -> dict[str, Any]:
     raise ValueError(f"aoi dict has type {kind!r}, not GeoJSON; aoi must be {accepted}")
 
 
-# -- the map widget -----------------------------------------------------------------------------------
+def collection_bounds(features: Sequence[dict[str, Any]]) -> tuple[float, float, float, float] | None:
+    """The ``(west, south, east, north)`` around every coordinate of some GeoJSON features."""
+    coords: list[tuple[float, float]] = []
 
+    def walk(value: Any) -> None:
+        if isinstance(value, (list, tuple)) and len(value) >= 2 and all(isinstance(v, (int, float)) for v in value[:2]):
+            coords.append((float(value[0]), float(value[1])))
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item)
 
-def build_results_map(
-    paths: Sequence[str | os.PathLike[str]],
-    *,
-    bands: Sequence[int] | None = None,
-    aoi: Any = None,
-    show_images: bool = True,
-    show_features: bool = True,
-    name_column: str = "uid",
-    basemap: Any = None,
-) -> Any:
-    """The ``ResultsMap`` of a download's files (see ``JobTask.map_results``)."""
-    from .mapwidget import ResultsMap
-
-    pairs = pair_rasters(paths)
-    files = [Path(p) for p in paths]
-    feature_file = next((p for p in files if p.suffix.lower() == ".geojson"), None) or next(
-        (p for p in files if p.name == "data.json"), None
-    )
-    features = read_features(feature_file) if feature_file is not None and show_features else []
-    return ResultsMap(
-        rasters=pairs if show_images else [],
-        features=features,
-        aoi=aoi_geojson(aoi) if aoi is not None else None,
-        bands=bands,
-        name_column=name_column,
-        basemap=basemap,
-    )
+    for feature in features:
+        geometry = feature.get("geometry") or {}
+        walk(geometry.get("coordinates"))
+        for part in geometry.get("geometries") or []:
+            walk(part.get("coordinates"))
+    if not coords:
+        return None
+    xs, ys = zip(*coords, strict=True)
+    return min(xs), min(ys), max(xs), max(ys)

@@ -1,10 +1,11 @@
-"""ResultsMap: the ipyleaflet map of ``JobTask.map_results``.
+"""ResultsMap: the ipyleaflet map of a ``ResultsView``.
 
-Raster results are ``RasterTileLayer``s (tiles over the widget channel); while a layer reports no
-attached map view for a while after the map is shown, the map shows that raster as a static
-``ImageOverlay`` rendered at screen size for the current view, so the user always sees it.
-Features get escaped popups and a hover label; the AOI is drawn dashed; a panel toggles each
-layer; single-band rasters get a colour bar. The view is computed in Python from the results.
+Raster results are ``RasterTileLayer``s (tiles over the widget channel), each drawing one of the
+view's ``RasterState``s; while a layer reports no attached map view for a while after the map is
+shown, the map shows that raster as a static ``ImageOverlay`` rendered at screen size for the
+current view, so the user always sees it. Features get escaped popups and a hover label; the AOI
+is drawn dashed; single-band rasters get a colour bar that follows their style; the map's
+optional layer panel is a ``LayerPanel`` of the same view. The view is fitted in Python.
 """
 
 from __future__ import annotations
@@ -12,104 +13,91 @@ from __future__ import annotations
 import base64
 import html
 import threading
-import warnings
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import ipyleaflet
 import ipywidgets as w
 
 from . import mapping
-from .raster import RasterSource, encode
+from .layerpanel import LayerPanel
+from .raster import encode
 from .tilelayer import RasterTileLayer
+from .view import FeatureState, RasterState, ResultsView
 
 FALLBACK_AFTER = 4.0  # seconds a shown map waits for a tile layer to attach before the static overlay
-FEATURE_STYLE = {"color": "#ff7800", "weight": 2, "fillOpacity": 0.0}  # no tint over the imagery; still clickable
-AOI_STYLE = {"color": "#1f5fd6", "weight": 3, "dashArray": "6 4", "fillOpacity": 0.0}
-POINT_STYLE = {"radius": 6, "color": "#ff7800", "fillColor": "#ffb366", "fillOpacity": 0.9, "weight": 2}
 
 
 class ResultsMap(ipyleaflet.Map):
-    """The results of a job task on an interactive map.
+    """The results of a job task on an interactive map: one ``ResultsView`` drawn.
+
+    Args:
+        view: What to show.
+        basemap: An ipyleaflet layer or xyzservices provider; default OpenStreetMap.
+        panel: Whether the map holds its own layer panel (a ``LayerPanel`` of the view).
+        owns_view: Whether :meth:`close` closes the view (and so its rasters).
 
     Attributes:
+        view: The view drawn.
         raster_layers: The raster layers by name.
         feature_layer: The features (data.json or the block's GeoJSON), or ``None``.
         aoi_layer: The area of interest, or ``None``.
-        toggles: The layer panel's check boxes by label (each raster's name, ``"features"``,
-            ``"AOI"``); other controls can link to them.
-        opacities: The layer panel's opacity sliders by raster name.
+        panel: The layer panel, or ``None``.
         note: What the map says about itself (thinned features, a missing name column).
     """
 
-    def __init__(
-        self,
-        *,
-        rasters: Sequence[tuple[Path, dict[str, Any] | None]],
-        features: Sequence[dict[str, Any]],
-        aoi: dict[str, Any] | None,
-        bands: Sequence[int] | None,
-        name_column: str,
-        basemap: Any = None,
-    ) -> None:
-        sources = [(RasterSource(path), feature) for path, feature in rasters]
-        for source, _ in sources:
-            source.require_crs("the map")
-            source.check_bands(bands)  # bad bands raise before anything is drawn
-        boxes = [s.bounds_4326 for s, _ in sources if s.bounds_4326 is not None]
-        boxes += [b for b in (_collection_bounds(features), _collection_bounds((aoi or {}).get("features", []))) if b]
-        centre, zoom = mapping.fit_view(mapping.union_bounds(boxes)) if boxes else ((0.0, 0.0), 2)
-        options: dict[str, Any] = {"center": centre, "zoom": zoom, "scroll_wheel_zoom": True}
+    def __init__(self, view: ResultsView, *, basemap: Any = None, panel: bool = True, owns_view: bool = False) -> None:
+        options: dict[str, Any] = {"center": view.center, "zoom": view.zoom, "scroll_wheel_zoom": True}
         if basemap is not None:
             options["basemap"] = basemap
         super().__init__(**options)
+        self.view = view
+        self._owns_view = owns_view
         self.layout.height = "600px"
         self.raster_layers: dict[str, RasterTileLayer] = {}
         self._overlays: dict[str, ipyleaflet.ImageOverlay] = {}
         self._timers: dict[str, threading.Timer] = {}
-        notes: list[str] = []
-        for source, feature in sources:
-            name = mapping.layer_name(source.path, feature, name_column)
-            layer = RasterTileLayer(self, source, bands=bands, name=name)
+        for name, state in view.rasters.items():
+            layer = RasterTileLayer(self, state)
             self.raster_layers[name] = layer
             layer.observe(lambda change, n=name: self._check_fallback(n), "attached")
-        self.feature_layer = self._features(features, name_column, notes) if features else None
-        self.aoi_layer = ipyleaflet.GeoJSON(data=aoi, style=AOI_STYLE, name="AOI") if aoi else None
+        self.feature_layer = self._features(view.features) if view.features is not None else None
+        self.aoi_layer = self._geojson(view.aoi, style=mapping.AOI_STYLE) if view.aoi is not None else None
         for extra in (self.feature_layer, self.aoi_layer):
             if extra is not None:
                 self.add(extra)
-        self.note = "; ".join(notes)
+        self.note = view.note
+        self.panel = LayerPanel(view) if panel else None
         self._add_controls()
         self.observe(lambda _: [self._check_fallback(n) for n in self.raster_layers], "bounds")
 
+    @property
+    def toggles(self) -> dict[str, w.Checkbox]:
+        """The map's layer panel's check boxes by label (empty without a panel)."""
+        return self.panel.toggles if self.panel is not None else {}
+
+    @property
+    def opacities(self) -> dict[str, w.FloatSlider]:
+        """The map's layer panel's opacity sliders by raster name (empty without a panel)."""
+        return self.panel.opacities if self.panel is not None else {}
+
+    def _geojson(self, state: FeatureState, **options: Any) -> ipyleaflet.GeoJSON:
+        layer = ipyleaflet.GeoJSON(data=state.data, name=state.name, visible=state.visible, **options)
+        # GeoJSON's own ``visible`` clears and redraws its features in place; removing the layer
+        # instead makes ipyleaflet's front end throw when its popup was never opened
+        w.dlink((state, "visible"), (layer, "visible"))
+        return layer
+
     # -- features ------------------------------------------------------------------------------
-    def _features(self, features: Sequence[dict[str, Any]], name_column: str, notes: list[str]) -> ipyleaflet.GeoJSON:
-        kept, thinned = mapping.thin_features(features)
-        if thinned:
-            notes.append(thinned)
-        has_column = any(name_column in (f.get("properties") or {}) for f in kept)
-        if not has_column:
-            message = f"the features have no property {name_column!r}: they are labelled by their index"
-            notes.append(message)
-            warnings.warn(message, stacklevel=4)
-        labelled = []
-        for index, feature in enumerate(kept):
-            properties = dict(feature.get("properties") or {})
-            label = properties.get(name_column) if has_column else index
-            labelled.append({**feature, "properties": {**properties, "_label": str(label)}})
+    def _features(self, state: FeatureState) -> ipyleaflet.GeoJSON:
         popup = w.HTML()
         self._hover = w.HTML()
-        layer = ipyleaflet.GeoJSON(
-            data={"type": "FeatureCollection", "features": labelled},
-            style=FEATURE_STYLE,
-            hover_style={"weight": 4, "fillOpacity": 0.2},
-            point_style=POINT_STYLE,
+        layer = self._geojson(
+            state,
+            style=mapping.FEATURE_STYLE,
+            hover_style=mapping.FEATURE_HOVER_STYLE,
+            point_style=mapping.POINT_STYLE,
             popup=popup,
-            popup_min_width=280,
-            popup_max_width=440,
-            popup_max_height=320,
-            name="features",
+            **{f"popup_{key}": value for key, value in mapping.POPUP_SIZE.items()},
         )
 
         def on_click(feature: dict[str, Any] | None = None, **_: Any) -> None:
@@ -127,34 +115,16 @@ class ResultsMap(ipyleaflet.Map):
 
     # -- controls ------------------------------------------------------------------------------------
     def _add_controls(self) -> None:
-        rows: list[w.Widget] = []
-        self.toggles: dict[str, w.Checkbox] = {}
-        self.opacities: dict[str, w.FloatSlider] = {}
-        self._bars: dict[str, tuple[w.HTML, ipyleaflet.WidgetControl]] = {}
-        for name, layer in self.raster_layers.items():
-            box = w.Checkbox(value=True, description=name, indent=False, layout=w.Layout(width="auto"))
-            w.link((box, "value"), (layer, "visible"))
-            opacity = w.FloatSlider(
-                value=1.0, min=0, max=1, step=0.05, readout=False, tooltip="opacity",
-                layout=w.Layout(width="90px"),
-            )  # fmt: skip
-            w.link((opacity, "value"), (layer, "opacity"))
-            self.toggles[name], self.opacities[name] = box, opacity
-            rows.append(w.HBox([box, opacity], layout=w.Layout(width="auto", align_items="center")))
-        for label, extra in (("features", self.feature_layer), ("AOI", self.aoi_layer)):
-            if extra is not None:
-                self.toggles[label] = self._toggle(label, extra)
-                rows.append(self.toggles[label])
-        if rows:
-            panel = w.VBox([w.HTML("<b>Layers</b>"), *rows], layout=w.Layout(width="auto", padding="0 6px"))
-            self.add(ipyleaflet.WidgetControl(widget=panel, position="topright"))
+        if self.panel is not None and self.panel.toggles:
+            self.add(ipyleaflet.WidgetControl(widget=self.panel, position="topright"))
         self.add(ipyleaflet.FullScreenControl())
         self.add(ipyleaflet.ScaleControl(position="bottomleft"))
-        for name, layer in self.raster_layers.items():
+        self._bars: dict[str, tuple[w.HTML, ipyleaflet.WidgetControl]] = {}
+        for name, state in self.view.rasters.items():
             bar = w.HTML()
             self._bars[name] = (bar, ipyleaflet.WidgetControl(widget=bar, position="bottomright"))
             self._refresh_bar(name)
-            layer.observe(lambda _, n=name: self._refresh_bar(n), "revision")
+            state.observe(lambda _, n=name: self._refresh_bar(n), "style")
         if self.feature_layer is not None:
             self.add(ipyleaflet.WidgetControl(widget=self._hover, position="bottomleft"))
         if self.note:
@@ -163,18 +133,11 @@ class ResultsMap(ipyleaflet.Map):
     def _refresh_bar(self, name: str) -> None:
         """Show a one-band layer's colour bar with its current stretch; none for RGB."""
         bar, control = self._bars[name]
-        bar.value = colour_bar(self.raster_layers[name])
+        bar.value = colour_bar_html(self.view.rasters[name])
         if bar.value and control not in self.controls:
             self.add(control)
         elif not bar.value and control in self.controls:
             self.remove(control)
-
-    def _toggle(self, label: str, layer: ipyleaflet.GeoJSON) -> w.Checkbox:
-        # GeoJSON's own ``visible`` clears and redraws its features in place; removing the layer
-        # instead makes ipyleaflet's front end throw when its popup was never opened
-        box = w.Checkbox(value=layer.visible, description=label, indent=False, layout=w.Layout(width="auto"))
-        w.link((box, "value"), (layer, "visible"))
-        return box
 
     # -- static fallback ---------------------------------------------------------------------------------
     def _check_fallback(self, name: str) -> None:
@@ -190,12 +153,12 @@ class ResultsMap(ipyleaflet.Map):
             self._fallback(name)  # the view moved: render the overlay again
 
     def _fallback(self, name: str) -> None:
-        layer = self.raster_layers[name]
-        if layer.attached > 0 or not self.bounds or not layer.visible:
+        layer, state = self.raster_layers[name], self.view.rasters[name]
+        if layer.attached > 0 or not self.bounds or not state.visible:
             return
         (south, west), (north, east) = self.bounds
         width, height = screen_size(self.pixel_bounds)
-        rgba = layer.source.part_rgba((west, south, east, north), width, height, layer.style)
+        rgba = state.render((west, south, east, north), width, height)
         url = "data:image/png;base64," + base64.b64encode(encode(rgba)).decode()
         overlay = self._overlays.get(name)
         if overlay is None:
@@ -218,6 +181,18 @@ class ResultsMap(ipyleaflet.Map):
         """The static overlays shown where a tile layer could not attach."""
         return dict(self._overlays)
 
+    def close(self) -> None:
+        """Close the map, its layers and panel, and the view when the map owns it."""
+        for name in list(self._timers):
+            self._drop_overlay(name)
+        for layer in self.raster_layers.values():
+            layer.close()
+        if self.panel is not None:
+            self.panel.close()
+        if self._owns_view:
+            self.view.close()
+        super().close()
+
 
 def screen_size(pixel_bounds: Any, default: tuple[int, int] = (1024, 768)) -> tuple[int, int]:
     """The map's size in screen pixels from ipyleaflet's ``pixel_bounds``, capped at 2048."""
@@ -231,38 +206,15 @@ def screen_size(pixel_bounds: Any, default: tuple[int, int] = (1024, 768)) -> tu
     return min(width, 2048), min(height, 2048)
 
 
-def colour_bar(layer: RasterTileLayer) -> str:
-    """A small HTML colour bar with the stretch's ends, for a one-band layer."""
-    lut = layer.source.lut(layer.style)
-    ranges = layer.source.ranges(layer.style)
-    if lut is None:
+def colour_bar_html(state: RasterState) -> str:
+    """A small HTML colour bar with the stretch's ends for a one-band raster; ``""`` for RGB."""
+    bar = state.colour_bar()
+    if bar is None:
         return ""
-    stops = ", ".join(f"rgb({r},{g},{b})" for r, g, b, _ in [*lut[::32].tolist(), lut[-1].tolist()])
-    low, high = ranges[0] if ranges else (0, 255)
+    stops = ", ".join(f"rgb({r},{g},{b})" for r, g, b in bar.stops)
     return (
         f'<div class="jobtask-colour-bar" style="background:white;padding:4px;font-size:11px">'
-        f"{html.escape(layer.name)} band {layer.bands[0]}"
+        f"{html.escape(state.name)} band {bar.band}"
         f'<div style="width:160px;height:10px;background:linear-gradient(to right, {stops})"></div>'
-        f'<span style="float:left">{low:g}</span><span style="float:right">{high:g}</span></div>'
+        f'<span style="float:left">{bar.low:g}</span><span style="float:right">{bar.high:g}</span></div>'
     )
-
-
-def _collection_bounds(features: Sequence[dict[str, Any]]) -> tuple[float, float, float, float] | None:
-    coords: list[tuple[float, float]] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, (list, tuple)) and len(value) >= 2 and all(isinstance(v, (int, float)) for v in value[:2]):
-            coords.append((float(value[0]), float(value[1])))
-        elif isinstance(value, (list, tuple)):
-            for item in value:
-                walk(item)
-
-    for feature in features:
-        geometry = feature.get("geometry") or {}
-        walk(geometry.get("coordinates"))
-        for part in geometry.get("geometries") or []:
-            walk(part.get("coordinates"))
-    if not coords:
-        return None
-    xs, ys = zip(*coords, strict=True)
-    return min(xs), min(ys), max(xs), max(ys)

@@ -1,4 +1,9 @@
-"""``map_results(save_html=...)``: one self-contained page that opens offline, with no kernel.
+"""``map_results(save_html=...)``: one ``ResultsView`` as a self-contained page that opens offline.
+
+The page shows what the view shows now (visible rasters with their style and opacity, visible
+features and AOI, the notes), with the same map styles as the live map (``mapping``'s styles,
+passed to the page's script as data, so the two cannot drift apart). No widget is involved:
+it needs no kernel to write or to open.
 
 Leaflet's JS and CSS are inlined from the copy shipped in this package (``static/leaflet``);
 features and the AOI are inline GeoJSON; each raster is a PNG data URL rendered at screen size
@@ -12,16 +17,13 @@ from __future__ import annotations
 import base64
 import html
 import json
-import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import mapping
 from .raster import encode
-
-if TYPE_CHECKING:
-    from .mapwidget import ResultsMap
+from .view import RasterState, ResultsView
 
 LEAFLET = Path(__file__).parent / "static" / "leaflet"
 OVERLAY_PIXELS = 1600  # the longest side of a raster's PNG in the page
@@ -33,17 +35,27 @@ def target_path(save_html: str | os.PathLike[str]) -> Path:
     return path / "map.html" if path.is_dir() or str(save_html).endswith(("/", os.sep)) else path
 
 
-def save_map(results_map: ResultsMap, save_html: str | os.PathLike[str], title: str = "Job task results") -> Path:
-    """Write the page; return its path."""
+def save_map(view: ResultsView, save_html: str | os.PathLike[str], title: str = "Job task results") -> Path:
+    """Write the page of ``view``; return its path."""
     path = target_path(save_html)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {
-        "center": list(results_map.center),
-        "zoom": results_map.zoom,
-        "rasters": [_raster(name, layer) for name, layer in results_map.raster_layers.items() if layer.visible],
-        "features": _features(results_map),
-        "aoi": aoi.data if (aoi := results_map.aoi_layer) is not None and aoi.visible else None,
-        "note": results_map.note,
+        "center": list(view.center),
+        "zoom": view.zoom,
+        "rasters": [_raster(state) for state in view.rasters.values() if state.visible],
+        "features": _features(view),
+        "aoi": view.aoi.data if view.aoi is not None and view.aoi.visible else None,
+        "note": view.note,
+        "styles": {
+            "feature": mapping.FEATURE_STYLE,
+            "point": mapping.POINT_STYLE,
+            "aoi": mapping.AOI_STYLE,
+            "popup": {
+                "minWidth": mapping.POPUP_SIZE["min_width"],
+                "maxWidth": mapping.POPUP_SIZE["max_width"],
+                "maxHeight": mapping.POPUP_SIZE["max_height"],
+            },
+        },
     }
     page = PAGE.format(
         title=html.escape(title),
@@ -58,29 +70,27 @@ def save_map(results_map: ResultsMap, save_html: str | os.PathLike[str], title: 
     return path
 
 
-def _raster(name: str, layer: Any) -> dict[str, Any]:
-    west, south, east, north = layer.source.bounds_4326
-    aspect = (east - west) / max(_merc(north) - _merc(south), 1e-12) * math.pi / 180
+def _raster(state: RasterState) -> dict[str, Any]:
+    bounds = state.source.bounds_4326
+    if bounds is None:
+        raise ValueError(f"{state.name} has no coordinate reference system and cannot be placed on a map")
+    west, south, east, north = bounds
+    aspect = mapping.mercator_aspect(bounds)
     width = OVERLAY_PIXELS if aspect >= 1 else max(1, round(OVERLAY_PIXELS * aspect))
     height = OVERLAY_PIXELS if aspect < 1 else max(1, round(OVERLAY_PIXELS / aspect))
-    rgba = layer.source.part_rgba((west, south, east, north), width, height, layer.style)
-    url = "data:image/png;base64," + base64.b64encode(encode(rgba)).decode()
-    return {"name": html.escape(name), "url": url, "bounds": [[south, west], [north, east]], "opacity": layer.opacity}
+    url = "data:image/png;base64," + base64.b64encode(encode(state.render(bounds, width, height))).decode()
+    return {"name": html.escape(state.name), "url": url, "bounds": [[south, west], [north, east]],
+            "opacity": state.opacity}  # fmt: skip
 
 
-def _merc(lat: float) -> float:
-    return math.log(math.tan(math.pi / 4 + math.radians(max(min(lat, 85.0511), -85.0511)) / 2))
-
-
-def _features(results_map: Any) -> dict[str, Any] | None:
-    layer = results_map.feature_layer
-    if layer is None or not layer.visible:  # the page shows what the map shows
+def _features(view: ResultsView) -> dict[str, Any] | None:
+    if view.features is None or not view.features.visible:  # the page shows what the map shows
         return None
     features = []
-    for feature in layer.data["features"]:
+    for feature in view.features.data["features"]:
         properties = dict(feature.get("properties") or {})
         label = str(properties.pop("_label", ""))
-        popup = f"<b>{html.escape(label)}</b>" + mapping.popup_html(properties, hidden=("style",))
+        popup = f"<b>{html.escape(label)}</b>" + mapping.popup_html(properties)
         features.append({**feature, "properties": {"_popup": popup, "_label": html.escape(label)}})
     return {"type": "FeatureCollection", "features": features}
 
@@ -101,18 +111,16 @@ for (const r of data.rasters) {
 }
 if (data.features) {
   overlays["features"] = L.geoJSON(data.features, {
-    style: { color: "#ff7800", weight: 2, fillOpacity: 0.0 },
-    pointToLayer: (f, latlng) =>
-      L.circleMarker(latlng, { radius: 6, color: "#ff7800", fillColor: "#ffb366", fillOpacity: 0.9 }),
+    style: data.styles.feature,
+    pointToLayer: (f, latlng) => L.circleMarker(latlng, data.styles.point),
     onEachFeature: (f, layer) => {
-      layer.bindPopup(f.properties._popup, { minWidth: 260, maxWidth: 440, maxHeight: 320 });
+      layer.bindPopup(f.properties._popup, data.styles.popup);
       layer.bindTooltip(f.properties._label);
     },
   }).addTo(map);
 }
 if (data.aoi) {
-  const style = { color: "#1f5fd6", weight: 3, dashArray: "6 4", fillOpacity: 0 };
-  overlays["AOI"] = L.geoJSON(data.aoi, { style }).addTo(map);
+  overlays["AOI"] = L.geoJSON(data.aoi, { style: data.styles.aoi }).addTo(map);
 }
 L.control.layers(null, overlays, { collapsed: false }).addTo(map);
 L.control.scale().addTo(map);

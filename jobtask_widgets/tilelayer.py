@@ -13,6 +13,10 @@ The front end (``js/tilelayer.js``, a plain ES module shipped in this package) a
 Tiles render in a thread pool (one rio-tiler reader per thread) and an LRU cache keeps recent
 ones, so the kernel's main thread never waits. No HTTP port, no proxy: it works wherever a
 widget works.
+
+The layer draws one ``view.RasterState``: its ``opacity`` and ``visible`` traits are linked to
+the state's, and a change of the state's style bumps ``revision``, so whoever changes the state
+(``LayerControls``, code) redraws every map that shows it.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from ipywidgets import widget_serialization
 
 from .errors import JobTaskError
 from .raster import RasterSource, Style
-from .stretch import STRETCHES
+from .view import RasterState
 
 # The message kinds of the tile protocol. The front end names them in js/tilelayer.js (KINDS);
 # tests/unit/test_tilelayer.py checks that both sides agree.
@@ -47,8 +51,9 @@ class RasterTileLayer(anywidget.AnyWidget):
 
     Args:
         map: The ``ipyleaflet.Map`` whose every view gets the layer.
-        source: A :class:`RasterSource` or a path to a raster.
-        bands: 1 or 3 band numbers; default from the file.
+        source: A :class:`RasterState` (of a ``ResultsView``), a :class:`RasterSource` or a path
+            to a raster; a raster the layer opens itself is closed by :meth:`close`.
+        bands: 1 or 3 band numbers; default from the file (not with a ``RasterState``).
         stretch: ``"auto"``, ``"percentile"`` or ``"minmax"``.
         colormap: A colormap name for one band.
         opacity: 0..1.
@@ -69,7 +74,7 @@ class RasterTileLayer(anywidget.AnyWidget):
     def __init__(
         self,
         map: ipyleaflet.Map,
-        source: RasterSource | str | Path,
+        source: RasterState | RasterSource | str | Path,
         *,
         bands: Sequence[int] | None = None,
         stretch: str = "auto",
@@ -77,10 +82,22 @@ class RasterTileLayer(anywidget.AnyWidget):
         opacity: float = 1.0,
         name: str | None = None,
     ) -> None:
-        self.source = source if isinstance(source, RasterSource) else RasterSource(source)
+        self._owned: RasterSource | None = None
+        if isinstance(source, RasterState):
+            self.state = source
+        else:
+            raster = source if isinstance(source, RasterSource) else RasterSource(source)
+            self._owned = None if raster is source else raster
+            try:
+                self.state = RasterState(raster, name=name, bands=bands, stretch=stretch, colormap=colormap,
+                                         opacity=opacity)  # fmt: skip
+            except BaseException:
+                if self._owned is not None:
+                    self._owned.close()
+                raise
+        self.source = self.state.source
         self.source.require_crs("tiles")
-        west, south, east, north = self.source.bounds_4326  # type: ignore[misc]
-        self._style = self._checked_style(bands, stretch, colormap)
+        west, south, east, north = self.source.bounds_4326  # type: ignore[misc]  # require_crs: not None
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="jobtask-tiles")
         self._cache: OrderedDict[tuple[Any, ...], tuple[str, bytes | None]] = OrderedDict()
         self._futures: dict[str, Future[None]] = {}
@@ -88,22 +105,28 @@ class RasterTileLayer(anywidget.AnyWidget):
         self._lock = threading.Lock()
         super().__init__(
             map=map,
-            name=name or self.source.name,
-            opacity=opacity,
+            name=name or self.state.name,
+            opacity=self.state.opacity,
+            visible=self.state.visible,
             bounds=[[south, west], [north, east]],
         )
+        self._links = [
+            t.link((self, "opacity"), (self.state, "opacity")),
+            t.link((self, "visible"), (self.state, "visible")),
+        ]
+        self.state.observe(self._restyled, "style")
         self.on_msg(self._on_msg)
 
     # -- style --------------------------------------------------------------------------------
     @property
     def style(self) -> Style:
         """The bands, stretch and colormap the tiles are drawn with."""
-        return self._style
+        return self.state.style  # type: ignore[no-any-return]  # a traitlets Instance(Style)
 
     @property
     def bands(self) -> tuple[int, ...]:
         """The shown bands."""
-        return self.source.check_bands(self._style.bands)
+        return self.state.bands
 
     def set_style(
         self,
@@ -116,51 +139,12 @@ class RasterTileLayer(anywidget.AnyWidget):
     ) -> None:
         """Change bands, stretch, range or colormap; the layer redraws (a new ``revision``).
 
-        Args:
-            bands: 1 or 3 band numbers of the file.
-            stretch: ``"auto"``, ``"percentile"`` or ``"minmax"``; giving it drops a custom range.
-            colormap: A colormap name for one band.
-            vmin: The low end of a custom range for every band (with ``vmax``).
-            vmax: The high end of a custom range for every band.
-
-        Raises:
-            ValueError: for bands not in the file, an unknown stretch or colormap, or a range
-                whose low end is not below its high end.
+        See :meth:`RasterState.set_style` for the arguments and errors.
         """
-        custom = vmin is not None or vmax is not None
-        keep_range = stretch is None and not custom
-        style = self._checked_style(
-            bands if bands is not None else self._style.bands,
-            stretch if stretch is not None else self._style.stretch,
-            colormap if colormap is not None else self._style.colormap,
-            vmin if custom else (self._style.vmin if keep_range else None),
-            vmax if custom else (self._style.vmax if keep_range else None),
-        )
-        if style != self._style:
-            self._style = style
-            self.revision += 1
+        self.state.set_style(bands=bands, stretch=stretch, colormap=colormap, vmin=vmin, vmax=vmax)
 
-    def _checked_style(
-        self,
-        bands: Sequence[int] | None,
-        stretch: str,
-        colormap: str | None,
-        vmin: float | None = None,
-        vmax: float | None = None,
-    ) -> Style:
-        if stretch not in STRETCHES:
-            raise ValueError(f"stretch must be one of {', '.join(STRETCHES)} (got {stretch!r})")
-        if vmin is not None and vmax is not None and not float(vmin) < float(vmax):
-            raise ValueError(f"a custom range needs vmin < vmax (got {vmin!r}, {vmax!r})")
-        style = Style(
-            bands=self.source.check_bands(bands),
-            stretch=stretch,  # type: ignore[arg-type]
-            colormap=colormap,
-            vmin=None if vmin is None else float(vmin),
-            vmax=None if vmax is None else float(vmax),
-        )
-        self.source.lut(style)  # an unknown colormap raises here, not in a worker
-        return style
+    def _restyled(self, _: Any) -> None:
+        self.revision += 1
 
     # -- the protocol ------------------------------------------------------------------------------
     def _on_msg(self, _: Any, content: dict[str, Any], buffers: list[bytes]) -> None:
@@ -177,7 +161,7 @@ class RasterTileLayer(anywidget.AnyWidget):
         except (KeyError, TypeError, ValueError):
             self._answer(tile_id, revision, error=f"a tile request needs integer z, x and y: {content!r}")
             return
-        style = self._style
+        style = self.style
         key = (style, z, x, y)
         with self._lock:
             cached = self._cache.get(key)
@@ -235,8 +219,16 @@ class RasterTileLayer(anywidget.AnyWidget):
             self._futures.pop(tile_id, None)
 
     def close(self) -> None:
-        """Detach from every map view and stop rendering."""
+        """Detach from every map view and stop rendering; close the raster if the layer opened it."""
         pool = getattr(self, "_pool", None)  # absent when __init__ raised
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+        for link in getattr(self, "_links", []):
+            link.unlink()
+        state = getattr(self, "state", None)
+        if state is not None:
+            state.unobserve(self._restyled, "style")
+        owned = getattr(self, "_owned", None)
+        if owned is not None:
+            owned.close()
         super().close()

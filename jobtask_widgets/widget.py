@@ -1,9 +1,10 @@
 """JobTaskWidget: one job task's header, info, downloads, map, quicklooks and plots in one widget.
 
-Composition only: every action is a call into the core (``JobTask``, ``RasterSource``,
-``map_results``); the HTML comes from ``taskinfo`` (escaped there); the map's controls are
-``LayerControls``. Downloads and map building run on one background thread at a time, so the
-kernel stays responsive; the buttons are disabled meanwhile and a second click starts nothing.
+Composition only: every action is a call into the core (``JobTask``, its ``ResultsView``);
+the HTML comes from ``taskinfo`` (escaped there); the map is a ``ResultsMap`` of the view and
+its controls are ``LayerControls`` of the same view. Downloads and map building run on one
+background thread at a time, so the kernel stays responsive; the buttons are disabled meanwhile
+and a second click starts nothing.
 Errors appear inside the widget in plain words, with the detail one click away.
 """
 
@@ -22,12 +23,10 @@ import ipywidgets as w
 from . import taskinfo
 from .errors import DownloadCancelled, explain
 from .layercontrols import LayerControls
-from .mapping import pair_rasters
-from .raster import RasterSource
+from .mapwidget import ResultsMap
 
 if TYPE_CHECKING:
     from .jobtask import JobTask
-    from .mapwidget import ResultsMap
 
 PROGRESS_EVERY = 0.1  # seconds between progress bar updates
 MAX_ERRORS = 5  # error cards kept on screen, newest first
@@ -270,19 +269,22 @@ class JobTaskWidget(w.VBox):
     def _show_map(self) -> None:
         self.cancel_button.disabled = True  # only downloads can be cancelled
         results = self.jobtask.results or []
-        for path, _ in pair_rasters(results):
-            # the overview cache reports only when it builds: 0.0 at the start, 1.0 at the end
-            RasterSource(path).display_path(progress=lambda fraction, name=path.name: self._overviews(name, fraction))
         self._phase("Drawing the map")
-        results_map = self.jobtask.map_results(aoi=self.aoi, basemap=self.basemap)
+        # one view for the map and its controls; the overview cache reports only when it builds
+        view = self.jobtask.results_view(aoi=self.aoi, progress=self._overviews)
+        try:
+            results_map = ResultsMap(view, basemap=self.basemap, panel=False, owns_view=True)
+        except BaseException:
+            view.close()
+            raise
         results_map.layout = w.Layout(height=self.map_height, flex="1 1 auto", min_width="0")
-        old = self.map
-        self.map, self.controls = results_map, LayerControls(results_map, on_error=self.show_error)
+        old, old_controls = self.map, self.controls
+        self.map, self.controls = results_map, LayerControls(view, on_error=self.show_error)
         self.map_area.children = [results_map, self.controls]
+        if old_controls is not None:
+            old_controls.close()
         if old is not None:
-            for layer in old.raster_layers.values():
-                layer.close()
-            old.close()
+            old.close()  # its layers and its view (so its rasters) too
         self.progress.value, self.progress.bar_style = 1.0, "success"
         count = len(results_map.raster_layers)
         self.status.value = html.escape(f"{len(results)} files; {count} raster(s) on the map")
@@ -291,6 +293,8 @@ class JobTaskWidget(w.VBox):
         if fraction == 0.0:
             self._phase(f"Building overviews of {name} (once; later views are fast)")
         self.progress.value = fraction
+        if fraction == 1.0:
+            self._phase("Drawing the map")
 
     # -- plots -------------------------------------------------------------------------------------------
     def plot(self, what: str) -> None:

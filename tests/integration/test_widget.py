@@ -162,19 +162,25 @@ def test_every_map_control_changes_the_live_map(api: Api, sample: Sample, tmp_pa
     c.stretch.value = "percentile"
     assert layer.style.stretch == "percentile" and layer.style.vmin is None
 
+    view = m.view
+    assert c.view is view and m.panel is None  # one model; the widget's one panel of toggles is beside the map
     c.opacity.value = 0.4
-    assert layer.opacity == 0.4 and m.opacities[name].value == 0.4
+    assert layer.opacity == 0.4 and view.rasters[name].opacity == 0.4
 
     c.toggles[name].value = False
-    assert layer.visible is False and m.toggles[name].value is False
+    assert layer.visible is False and view.rasters[name].visible is False
     c.toggles["features"].value = False
-    assert m.feature_layer.visible is False and m.toggles["features"].value is False
+    assert m.feature_layer.visible is False and view.features.visible is False
     c.toggles["features"].value = True
     assert m.feature_layer.visible is True
     c.toggles["AOI"].value = False
     assert m.aoi_layer.visible is False
-    m.toggles["AOI"].value = True  # the map's own panel and the controls stay in step
+    view.aoi.visible = True  # a change of the model from code shows in the controls and on the map
     assert c.toggles["AOI"].value is True and m.aoi_layer.visible is True
+    view.rasters[name].set_style(bands=[2])
+    assert layer.bands == (2,) and (c.mode.value, c.band.value) == ("single band", 2)  # the controls follow
+    view.rasters[name].set_style(bands=[3, 2, 1])
+    assert (c.mode.value, c.red.value, c.green.value, c.blue.value) == ("RGB", 3, 2, 1)
     assert m.feature_layer in m.layers and m.aoi_layer in m.layers  # hidden in place, never rebuilt
 
     assert widget.error_box.children == ()
