@@ -3,8 +3,9 @@
 One ``requests.Session`` per :class:`Client`. Connection errors, 5xx and 429 answers are retried
 by urllib3's ``Retry`` with exponential backoff, honouring ``Retry-After`` (capped), bounded in
 count and time; every call has a timeout. The bearer token is renewed before it expires and once
-on a 401. Failures are translated here, at the boundary, into ``jobtask_widgets.errors``; each
-names the URL and carries the server's message. Calls return plain dicts, lists and strings.
+on a 401. Failures are translated at this boundary by ``httperrors`` (shared with downloads)
+into ``jobtask_widgets.errors``; each names the URL and carries the server's message and this
+client's own retry count. Calls return plain dicts, lists and strings.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from .errors import APIError, AuthenticationError, NotFoundError
+from .errors import APIError, AuthenticationError
+from .httperrors import RETRY_STATUSES, TIMEOUT, envelope_error, error_for_exception, error_for_status
 from .jsonfile import read_json_object
 
 DEFAULT_API_URL = "http://127.0.0.1:8042"
@@ -28,12 +30,10 @@ ENV_API_URL = "JOBTASK_API_URL"
 ENV_PROJECT_ID = "JOBTASK_PROJECT_ID"
 ENV_PROJECT_API_KEY = "JOBTASK_PROJECT_API_KEY"
 
-TIMEOUT = (10.0, 60.0)  # connect, read (seconds)
 RETRIES = 5
 BACKOFF = 0.5  # seconds, doubled each retry
 BACKOFF_MAX = 10.0
 RETRY_AFTER_MAX = 30.0  # a longer Retry-After is cut to this
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 READ_RETRIES = 2  # a read timeout is retried at most this often (downloads resume on their own)
 TOKEN_MARGIN = 30.0  # renew the token this many seconds before it expires
 
@@ -143,6 +143,7 @@ class Client:
     ) -> None:
         self.settings = settings
         self.timeout = timeout
+        self.retries = retries
         self.session = requests.Session()
         self.session.headers["User-Agent"] = "jobtask-widgets"
         retry = _CappedRetry(
@@ -179,8 +180,8 @@ class Client:
         url = f"{s.api_url}/oauth/token"
         answer = self._send("POST", url, data=form, auth=auth)
         if answer.status_code in (400, 401, 403):
-            raise AuthenticationError(f"{url} refused the credentials: {_message(answer)}")
-        _raise_for_status(answer, url)
+            raise AuthenticationError(f"{url} refused the credentials: {envelope_error(answer)[1]}")
+        self._raise_for_status(answer, url)
         try:
             body = answer.json()
             token, ttl = body["access_token"], float(body.get("expires_in", 300))
@@ -199,10 +200,13 @@ class Client:
         kwargs.setdefault("timeout", self.timeout)
         try:
             return self.session.request(method, url, **kwargs)
-        except requests.exceptions.RetryError as exc:
-            raise APIError(f"gave up after retries: {exc}", status=None, url=url) from exc
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise APIError(f"cannot reach the job-task API: {_reason(exc)}", status=None, url=url) from exc
+        except (requests.exceptions.RetryError, requests.ConnectionError, requests.Timeout) as exc:
+            raise error_for_exception(exc, url, retries=self.retries) from exc
+
+    def _raise_for_status(self, answer: requests.Response, url: str) -> None:
+        error = error_for_status(answer, url, retries=self.retries)
+        if error is not None:
+            raise error
 
     def request(self, method: str, path: str, *, stream: bool = False, **kwargs: Any) -> requests.Response:
         """An authenticated call; a 401 renews the token once; errors raise.
@@ -221,7 +225,7 @@ class Client:
                 self._renew_token()
             headers["Authorization"] = f"Bearer {self._token}"
             answer = self._send(method, url, headers=headers, stream=stream, **kwargs)
-        _raise_for_status(answer, url)
+        self._raise_for_status(answer, url)
         return answer
 
     def get_data(self, path: str) -> Any:
@@ -260,43 +264,6 @@ class Client:
     def quicklook_path(self, project_id: str, job_id: str, task_id: str, name: str) -> str:
         """The API path of one quicklook image."""
         return f"{self.job_path(project_id, job_id)}/tasks/{task_id}/outputs/quicklooks/{name}"
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc)
-    for marker in ("Connection refused", "Name or service not known", "timed out", "Max retries exceeded"):
-        if marker in text:
-            return marker.lower() if marker != "Max retries exceeded" else "no answer after retries"
-    return text[:200]
-
-
-def _message(answer: requests.Response) -> str:
-    try:
-        error = answer.json().get("error") or {}
-        return str(error.get("message") or answer.reason)
-    except (ValueError, AttributeError):
-        return f"{answer.reason}: {answer.text[:200]}"
-
-
-def _code(answer: requests.Response) -> str | None:
-    try:
-        return (answer.json().get("error") or {}).get("code")
-    except (ValueError, AttributeError):
-        return None
-
-
-def _raise_for_status(answer: requests.Response, url: str) -> None:
-    if answer.status_code < 400:
-        return
-    message, code = _message(answer), _code(answer)
-    answer.close()
-    if answer.status_code == 401:
-        raise AuthenticationError(f"{url} refused the token: {message}")
-    if answer.status_code == 404:
-        raise NotFoundError(message, status=404, code=code, url=url)
-    if answer.status_code in RETRY_STATUSES:
-        message = f"{message} (after {RETRIES} retries)"
-    raise APIError(message, status=answer.status_code, code=code, url=url)
 
 
 _default: Client | None = None

@@ -36,6 +36,8 @@ from rasterio.warp import transform as transform_xy
 from rasterio.warp import transform_geom
 from shapely.geometry import Polygon, mapping, shape
 
+from .stretch import band_ranges, to_unit
+
 SAMPLE_PROJECT_ID = "7b2ee4c5-1c0e-4a7a-9d54-1f1a6c9f2e31"
 SAMPLE_JOB_ID = "de5806aa-5ef1-4dc9-ab1d-06d7ec1a5021"
 SAMPLE_RGB_TASK = "3f772637-09aa-4164-bded-692fcd746d20"
@@ -75,10 +77,12 @@ def write_sample(root: str | os.PathLike[str]) -> Sample:
         sample.root / "credentials.json",
         {"project_id": SAMPLE_PROJECT_ID, "project_api_key": SAMPLE_API_KEY, "users": SAMPLE_USERS},
     )
-    with rasterio.Env(GDAL_PAM_ENABLED="NO"), warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         _write_rgb_task(sample.task_dir(SAMPLE_RGB_TASK))
         _write_multiband_task(sample.task_dir(SAMPLE_MULTIBAND_TASK))
+    for sidecar in sample.root.rglob("*.aux.xml"):  # GDAL's statistics sidecars are no results
+        sidecar.unlink()
     return sample
 
 
@@ -254,12 +258,10 @@ def _write_multiband_task(task: Path) -> None:
 
 
 def _stretch_to_byte(bands: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    out = np.zeros(bands.shape, dtype=np.uint8)
-    for k, band in enumerate(bands):
-        lo, hi = np.percentile(band[valid], [2, 98])
-        out[k] = np.clip((band.astype(np.float32) - lo) / max(hi - lo, 1) * 255, 0, 255).astype(np.uint8)
-    out[:, ~valid] = 0
-    return out
+    """The quicklook's bytes: each band stretched 2-98 % over its valid pixels, 0 elsewhere."""
+    masked = np.ma.MaskedArray(bands, mask=np.broadcast_to(~valid, bands.shape))
+    unit = to_unit(masked, band_ranges(masked, "percentile", (2.0, 98.0)))
+    return np.round(unit.filled(0) * 255).astype(np.uint8)
 
 
 # -- shared pieces -------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ import requests
 import urllib3
 
 from .errors import DownloadCancelled, DownloadError, UnsafeArchiveError
+from .httperrors import TIMEOUT, envelope_error, network_reason
 
 ProgressCallback = Callable[[int, int | None], None]
 Progress = bool | ProgressCallback
@@ -132,7 +133,7 @@ def download(
     target: str | os.PathLike[str],
     *,
     progress: Progress = False,
-    timeout: tuple[float, float] = (10.0, 60.0),
+    timeout: tuple[float, float] = TIMEOUT,
     description: str = "download",
     cancel: threading.Event | None = None,
 ) -> Downloaded:
@@ -197,7 +198,8 @@ def _download(
                     failures = _count_failure(failures, url, DownloadError("range not satisfiable"))
                     continue
                 if answer.status_code not in (200, 206):
-                    raise DownloadError(f"{url.split('?')[0]} answered {answer.status_code}: {_error_text(answer)}")
+                    message = envelope_error(answer)[1]
+                    raise DownloadError(f"{url.split('?')[0]} answered {answer.status_code}: {message}")
                 etag, total = answer.headers.get("ETag"), _total_of(answer)
                 offset = have if answer.status_code == 206 else 0
                 _write_meta(part, etag=etag, total=total)
@@ -251,16 +253,10 @@ def _copy_body(answer: requests.Response, part: Path, offset: int, total: int | 
 def _count_failure(failures: int, url: str, exc: Exception) -> int:
     failures += 1
     if failures > RESUMES:
-        raise DownloadError(f"{url.split('?')[0]}: transfer failed after {RESUMES} resumes: {exc}") from exc
+        reason = network_reason(exc) if not isinstance(exc, DownloadError) else str(exc)
+        raise DownloadError(f"{url.split('?')[0]}: transfer failed after {RESUMES} resumes: {reason}") from exc
     time.sleep(min(RESUME_BACKOFF * 2 ** (failures - 1), 8.0))
     return failures
-
-
-def _error_text(answer: requests.Response) -> str:
-    try:
-        return str((answer.json().get("error") or {}).get("message") or answer.reason)
-    except (ValueError, AttributeError):
-        return answer.reason or ""
 
 
 # -- unpacking -----------------------------------------------------------------------------------------
@@ -451,7 +447,7 @@ def fetch_small(
         raise
     except TRANSIENT as exc:
         part.unlink(missing_ok=True)
-        raise DownloadError(f"{answer.url}: transfer failed: {exc}") from exc
+        raise DownloadError(f"{answer.url}: transfer failed: {network_reason(exc)}") from exc
     finally:
         report.close()
     if total is not None and done != total:
