@@ -85,6 +85,7 @@ class LayerControls(w.VBox):
             control.observe(lambda _: self._apply(), "value")
         self.raster.observe(lambda _: self._sync(), "value")
         self._applying = False
+        self._closed = False
         for state in view.rasters.values():
             state.observe(self._restyled, "style")
         if names:
@@ -176,9 +177,13 @@ class LayerControls(w.VBox):
 
     def close(self) -> None:
         """Unlink from the view and close the controls."""
-        if self._opacity_link is not None:
-            self._opacity_link.unlink()
-        for state in self.view.rasters.values():
-            state.unobserve(self._restyled, "style")
-        self.panel.close()
+        if getattr(self, "_opacity_link", None) is not None:
+            self._opacity_link.unlink()  # type: ignore[union-attr]  # checked just above
+            self._opacity_link = None
+        if getattr(self, "_closed", True) is False:  # close() runs again from __del__
+            self._closed = True
+            for state in self.view.rasters.values():
+                state.unobserve(self._restyled, "style")
+        if hasattr(self, "panel"):
+            self.panel.close()
         super().close()

@@ -53,7 +53,8 @@ class LayerPanel(w.VBox):
 
     def close(self) -> None:
         """Unlink from the view and close the controls."""
-        for link in self._links:
+        links, self._links = self._links, []  # close() runs again from __del__
+        for link in links:
             link.unlink()
         for control in [*self.toggles.values(), *self.opacities.values()]:
             control.close()

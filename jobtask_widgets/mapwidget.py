@@ -183,13 +183,13 @@ class ResultsMap(ipyleaflet.Map):
 
     def close(self) -> None:
         """Close the map, its layers and panel, and the view when the map owns it."""
-        for name in list(self._timers):
+        for name in list(getattr(self, "_timers", {})):  # absent when __init__ raised; __del__ closes too
             self._drop_overlay(name)
-        for layer in self.raster_layers.values():
+        for layer in getattr(self, "raster_layers", {}).values():
             layer.close()
-        if self.panel is not None:
-            self.panel.close()
-        if self._owns_view:
+        if getattr(self, "panel", None) is not None:
+            self.panel.close()  # type: ignore[union-attr]  # checked just above
+        if getattr(self, "_owns_view", False):
             self.view.close()
         super().close()
 

@@ -223,10 +223,11 @@ class RasterTileLayer(anywidget.AnyWidget):
         pool = getattr(self, "_pool", None)  # absent when __init__ raised
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
-        for link in getattr(self, "_links", []):
+        links, self._links = getattr(self, "_links", []), []  # close() runs again from __del__
+        for link in links:
             link.unlink()
         state = getattr(self, "state", None)
-        if state is not None:
+        if links and state is not None:
             state.unobserve(self._restyled, "style")
         owned = getattr(self, "_owned", None)
         if owned is not None:

@@ -13,7 +13,7 @@ import pytest
 
 from jobtask_widgets.demo import descendants
 from tests.e2e.conftest import open_popup, plot_in_widget, require_browser, screenshot, wait_image
-from tests.integration.test_cli import Running
+from tests.helpers import Running
 
 RGB_TASK = "landsat-7-etm-rgb:1"
 OTHER_TASK = "surface-reflectance-bgrn:1"

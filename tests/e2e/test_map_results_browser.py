@@ -69,7 +69,7 @@ def test_the_saved_page_opens_offline_and_shows_raster_and_features(
     from shapely.geometry import box
 
     import jobtask_widgets as jw
-    from tests.conftest import login
+    from tests.helpers import login
 
     login(api.url, sample)
     task = jw.initialize_jobtask(sample.task_ids[0], sample.job_id)

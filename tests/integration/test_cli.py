@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import queue
 import signal
 import socket
 import subprocess
 import sys
 import tarfile
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,60 +16,7 @@ import pytest
 import requests
 
 from jobtask_widgets.sample import Sample
-from tests.conftest import Api
-
-COMMAND = [sys.executable, "-m", "jobtask_widgets.cli"]
-
-
-class Running:
-    """A command running in the background whose output lines can be awaited."""
-
-    def __init__(self, args: list[str], cwd: Path | None = None) -> None:
-        self.proc = subprocess.Popen(
-            COMMAND + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd
-        )
-        self.lines: list[str] = []
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._queue.put(line.rstrip("\n"))
-        self._queue.put(None)
-
-    def wait_for(self, prefix: str, timeout: float = 60) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if line is None:
-                break
-            self.lines.append(line)
-            if line.startswith(prefix):
-                return line
-        raise AssertionError(f"no line starting with {prefix!r}; output so far:\n" + "\n".join(self.lines))
-
-    def interrupt(self) -> int:
-        self.proc.send_signal(signal.SIGINT)
-        return self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        """Stop it as a user would (Ctrl-C); kill what is left of its process tree if that fails."""
-        from jobtask_widgets.demo import descendants
-
-        if self.proc.poll() is not None:
-            return
-        tree = descendants(self.proc.pid)
-        try:
-            self.interrupt()
-        except subprocess.TimeoutExpired:
-            for pid in [self.proc.pid, *tree]:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            self.proc.wait()
+from tests.helpers import COMMAND, Api, Running
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import jobtask_widgets as jw
 from jobtask_widgets.client import Client, resolve_settings
 from jobtask_widgets.errors import APIError, AuthenticationError, NotFoundError
 from jobtask_widgets.sample import SAMPLE_USERS, Sample
-from tests.conftest import Api, login
+from tests.helpers import Api, login
 from tests.proxy import FaultProxy
 
 

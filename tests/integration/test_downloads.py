@@ -3,11 +3,7 @@ the skip of a current archive, and archives that must not be unpacked (served by
 
 from __future__ import annotations
 
-import io
-import stat
-import tarfile
 import time
-import zipfile
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -18,19 +14,10 @@ from jobtask_widgets import transfer
 from jobtask_widgets.errors import DownloadError, UnsafeArchiveError
 from jobtask_widgets.sample import Sample
 from jobtask_widgets.server.auth import Signer
-from tests.conftest import SECRET, Api, login
+from tests.helpers import GOOD, SECRET, UNSAFE, Api, login, member, store_output, tar_bytes, visible, zip_bytes
 from tests.proxy import FaultProxy
 
 DATA = Path(__file__).parent.parent / "data"
-
-
-def visible(folder: Path) -> list[str]:
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.name.startswith("."))
-
-
-def store_output(sample: Sample, task_id: str) -> dict[str, bytes]:
-    out = sample.task_dir(task_id) / "output"
-    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(autouse=True)
@@ -152,50 +139,6 @@ def test_download_results_asks_for_a_new_url_when_the_archive_answers_403(
     proxy.add(path="/archives/", status=403)
     assert len(task.download_results(tmp_path, progress=False)) == 2
     assert len(proxy.requests_to("/downloads/results/")) == 2
-
-
-def tar_bytes(*members: tuple[tarfile.TarInfo, bytes | None], gz: bool = True) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz" if gz else "w") as tar:
-        for info, data in members:
-            if data is not None:
-                info.size = len(data)
-            tar.addfile(info, io.BytesIO(data) if data is not None else None)
-    return buf.getvalue()
-
-
-def member(name: str, kind: bytes = tarfile.REGTYPE, linkname: str = "") -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.type, info.linkname = kind, linkname
-    return info
-
-
-def zip_bytes(*entries: tuple[str, bytes, int | None], method: int = zipfile.ZIP_DEFLATED) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=method) as zf:
-        for name, data, mode in entries:
-            info = zipfile.ZipInfo(name)
-            info.compress_type = method
-            if mode is not None:
-                info.external_attr = mode << 16
-            zf.writestr(info, data)
-    return buf.getvalue()
-
-
-GOOD = (member("output/data.json"), b'{"type": "FeatureCollection", "features": []}')
-UNSAFE = {
-    "tar absolute": (tar_bytes(GOOD, (member("/tmp/evil.txt"), b"x")), "outside the output folder"),
-    "tar dot-dot": (tar_bytes(GOOD, (member("output/../../evil.txt"), b"x")), "outside the output folder"),
-    "tar symlink": (tar_bytes(GOOD, (member("output/link", tarfile.SYMTYPE, "/etc/passwd"), None)), "is a link"),
-    "tar hardlink": (tar_bytes(GOOD, (member("output/hard", tarfile.LNKTYPE, "output/data.json"), None)), "is a link"),
-    "tar device": (tar_bytes(GOOD, (member("output/dev", tarfile.CHRTYPE), None)), "device or special file"),
-    "tar fifo": (tar_bytes((member("output/fifo", tarfile.FIFOTYPE), None), gz=False), "device or special file"),
-    "zip dot-dot": (zip_bytes(("output/../../evil.txt", b"x", None)), "outside the output folder"),
-    "zip absolute": (zip_bytes(("/tmp/evil.txt", b"x", None)), "outside the output folder"),
-    "zip symlink": (zip_bytes(("output/link", b"/etc/passwd", stat.S_IFLNK | 0o777)), "is a link"),
-    "zip bomb": (zip_bytes(("output/zeros.bin", bytes(64 << 20), None), method=zipfile.ZIP_LZMA), "archive bomb"),
-    "not an archive": (b"<html><body>Service unavailable</body></html>", "is not a .tar.gz, .tar or .zip"),
-}
 
 
 @pytest.mark.parametrize("kind", list(UNSAFE))

@@ -14,7 +14,7 @@ from shapely.geometry import box
 import jobtask_widgets as jw
 from jobtask_widgets import mapwidget
 from jobtask_widgets.sample import Sample
-from tests.conftest import Api, login
+from tests.helpers import Api, login
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pytest
 
 from jobtask_widgets.demo import notebook_path
 from jobtask_widgets.sample import SAMPLE_MULTIBAND_TASK, SAMPLE_RGB_TASK, Sample
-from tests.conftest import Api
+from tests.helpers import Api
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 

@@ -16,7 +16,7 @@ from nbclient import NotebookClient
 import jobtask_widgets as jw
 from jobtask_widgets.sample import Sample
 from tests import rasters
-from tests.conftest import Api, login
+from tests.helpers import Api, login
 
 matplotlib.use("Agg")
 

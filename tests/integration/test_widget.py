@@ -17,8 +17,7 @@ from jobtask_widgets import transfer
 from jobtask_widgets.errors import AuthenticationError, RasterError, UnsafeArchiveError
 from jobtask_widgets.sample import SAMPLE_MULTIBAND_TASK, SAMPLE_RGB_TASK, Sample
 from jobtask_widgets.taskinfo import flatten
-from tests.conftest import Api, login
-from tests.integration.test_downloads import UNSAFE, store_output, visible
+from tests.helpers import UNSAFE, Api, login, quick_client, start_api, store_output, visible
 from tests.proxy import FaultProxy
 
 RGB_LAYER = "scene (landsat7_etm_rgb.tif)"
@@ -262,7 +261,8 @@ def _quick_resumes(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_refusing_server_shows_in_the_widget(proxy: FaultProxy, sample: Sample, tmp_path: Path) -> None:
-    widget = build(proxy.url, sample, SAMPLE_RGB_TASK, tmp_path)
+    task = jw.JobTask(SAMPLE_RGB_TASK, sample.job_id, sample.project_id, client=quick_client(proxy.url, sample))
+    widget = task.widget(output_directory=tmp_path)
     proxy.add(path="/downloads/results/", status=503, times=20)
     widget.download_results_button.click()
     finish(widget)
@@ -314,12 +314,10 @@ def test_a_bad_raster_shows_in_the_widget(own_api: Api, own_sample: Sample, tmp_
 
 
 def test_an_unreachable_server_shows_in_the_header_and_errors(own_sample: Sample, tmp_path: Path) -> None:
-    from jobtask_widgets.client import default_client
-    from tests.conftest import start_api
-
     server, api = start_api(own_sample.root, tmp_path / "cache")
-    login(api.url, own_sample)
-    task = jw.JobTask(SAMPLE_RGB_TASK, own_sample.job_id, own_sample.project_id, client=default_client())
+    task = jw.JobTask(
+        SAMPLE_RGB_TASK, own_sample.job_id, own_sample.project_id, client=quick_client(api.url, own_sample)
+    )
     server.stop()  # the server goes away before the widget asks for the task's metadata
     widget = task.widget(output_directory=tmp_path / "out")
     assert SAMPLE_RGB_TASK in widget.header.value and "could not be fetched" in widget.info_panel.value

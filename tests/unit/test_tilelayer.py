@@ -8,7 +8,6 @@ import re
 import shutil
 import subprocess
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +104,7 @@ def test_outside_the_raster_the_answer_is_empty_and_bad_requests_get_errors(laye
     assert answers["bad"][0]["kind"] == "error" and "integer z, x and y" in answers["bad"][0]["message"]
     layer._on_msg(None, {"kind": "unknown"}, [])
     layer._on_msg(None, "not a dict", [])  # type: ignore[arg-type]
-    time.sleep(0.2)
+    layer._pool.shutdown(wait=True)  # every piece of work the layer started has ended: nothing else comes
     assert len(layer.answers) == 2
 
 
@@ -120,7 +119,7 @@ def test_a_cancelled_request_gets_no_answer(layer: RecordingLayer) -> None:
     for blocker in blockers:
         blocker.result()
     answers = layer.wait(1)
-    time.sleep(0.3)
+    layer._pool.shutdown(wait=True)  # the cancelled render, if it ran at all, has ended too
     assert [c["id"] for c, _ in layer.answers] == ["kept"] == [c["id"] for c, _ in answers]
 
 
