@@ -143,7 +143,7 @@ def _run(app: FastAPI, sock: socket.socket, log_level: str, banner: Callable[[st
 
 
 def _credentials_banner(app: FastAPI) -> str:
-    creds = app.state.credentials
+    creds = app.state.settings.credentials
     users = ", ".join(sorted(creds.users)) or "none"
     return (
         f"Accepts: client_credentials with project id {creds.project_id} and API key {creds.project_api_key}\n"

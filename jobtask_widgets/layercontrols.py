@@ -177,8 +177,9 @@ class LayerControls(w.VBox):
 
     def close(self) -> None:
         """Unlink from the view and close the controls."""
-        if getattr(self, "_opacity_link", None) is not None:
-            self._opacity_link.unlink()  # type: ignore[union-attr]  # checked just above
+        link = getattr(self, "_opacity_link", None)
+        if link is not None:
+            link.unlink()
             self._opacity_link = None
         if getattr(self, "_closed", True) is False:  # close() runs again from __del__
             self._closed = True

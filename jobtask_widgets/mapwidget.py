@@ -68,7 +68,11 @@ class ResultsMap(ipyleaflet.Map):
         self.note = view.note
         self.panel = LayerPanel(view) if panel else None
         self._add_controls()
-        self.observe(lambda _: [self._check_fallback(n) for n in self.raster_layers], "bounds")
+        self.observe(self._view_moved, "bounds")
+
+    def _view_moved(self, _: Any) -> None:
+        for name in self.raster_layers:
+            self._check_fallback(name)
 
     @property
     def toggles(self) -> dict[str, w.Checkbox]:
@@ -187,8 +191,9 @@ class ResultsMap(ipyleaflet.Map):
             self._drop_overlay(name)
         for layer in getattr(self, "raster_layers", {}).values():
             layer.close()
-        if getattr(self, "panel", None) is not None:
-            self.panel.close()  # type: ignore[union-attr]  # checked just above
+        panel = getattr(self, "panel", None)
+        if panel is not None:
+            panel.close()
         if getattr(self, "_owns_view", False):
             self.view.close()
         super().close()

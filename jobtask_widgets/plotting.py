@@ -79,11 +79,12 @@ def new_figure(figsize: tuple[float, float]) -> Figure:
     """A figure ready for ``show``: pyplot-managed outside a notebook, plain inside one."""
     if not (isinstance(figsize, Sequence) and len(figsize) == 2 and all(v > 0 for v in figsize)):
         raise ValueError(f"figsize must be (width, height) in inches, both positive (got {figsize!r})")
+    size = (float(figsize[0]), float(figsize[1]))
     if _in_kernel():
-        return Figure(figsize=tuple(figsize), layout="constrained")
+        return Figure(figsize=size, layout="constrained")
     import matplotlib.pyplot as plt
 
-    return plt.figure(figsize=tuple(figsize), layout="constrained")
+    return plt.figure(figsize=size, layout="constrained")
 
 
 def _grid(fig: Figure, count: int) -> list[Any]:
@@ -99,7 +100,7 @@ def _axes_pixels(fig: Figure, ax: Any, width: int, height: int) -> int:
     """The longest side, in pixels, of a ``width`` x ``height`` image fitted into ``ax``."""
     nrows, ncols = ax.get_subplotspec().get_gridspec().get_geometry()
     box_w, box_h = fig.get_size_inches() * fig.dpi / (ncols, nrows)
-    scale = min(box_w / width, box_h / height)
+    scale = float(min(box_w / width, box_h / height))
     return max(64, math.ceil(max(width, height) * scale))
 
 
@@ -138,7 +139,10 @@ def _plot_raster(fig: Figure, ax: Any, source: RasterSource, band_set: tuple[int
     image = source.preview(_axes_pixels(fig, ax, source.width, source.height), band_set)
     array, options = _plot_array(source, image.array, band_set, kwargs)
     height, width = array.shape[-2:]
-    transform = from_bounds(*image.bounds, width, height) if source.georeferenced else None
+    transform = None
+    if source.georeferenced and image.bounds is not None:
+        west, south, east, north = image.bounds
+        transform = from_bounds(west, south, east, north, width, height)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         show(array, transform=transform, ax=ax, title=title, adjust=False, **options)
@@ -158,7 +162,7 @@ def _plot_array(source: RasterSource, data: np.ma.MaskedArray, bands: tuple[int,
         table = np.array([source.palette.get(i, (0, 0, 0, 0)) for i in range(256)], dtype="float32") / 255.0
         options = {"cmap": ListedColormap(table), "vmin": 0, "vmax": 255, "interpolation": "nearest", **kwargs}
         return data[0], options
-    low, high = source.ranges(style)[0]  # type: ignore[index]
+    low, high = (source.ranges(style) or [(0.0, 255.0)])[0]  # a palette's indices, with the caller's cmap
     options = {"cmap": "viridis", "vmin": low, "vmax": high, **kwargs}
     return data[0], options
 
@@ -217,7 +221,7 @@ def show(fig: Figure) -> None:
         # a PNG, whatever the kernel's matplotlib backend (a bare Figure has no inline formatter)
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=fig.dpi)
-        display(Image(data=buffer.getvalue(), format="png"))
+        display(Image(data=buffer.getvalue(), format="png"))  # type: ignore[no-untyped-call]  # IPython: no annotations
         return
     import matplotlib.pyplot as plt
 

@@ -40,6 +40,7 @@ from .overviews import OverviewProgress, cached_overviews, needs_overviews
 DEFAULT_COLORMAP = "viridis"
 STATS_MAX_SIZE = 1024  # statistics come from a read this many pixels across
 TILE_SIZE = 256
+READ_ERRORS: tuple[type[Exception], ...] = (*GDAL_ERRORS, ValueError)  # rio-tiler raises ValueError for bad reads
 
 
 @dataclass(frozen=True)
@@ -109,13 +110,15 @@ class RasterSource:
         except GDAL_ERRORS as exc:
             raise RasterError(f"{self.path} cannot be read: {gdal_reason(exc)}") from exc
         self.georeferenced = self.crs is not None
-        self.bounds_4326 = transform_bounds(self.crs, "EPSG:4326", *self.bounds) if self.crs else None
+        self.bounds_4326: tuple[float, float, float, float] | None = (
+            transform_bounds(self.crs, "EPSG:4326", *self.bounds) if self.crs else None
+        )
         self._stats: dict[tuple[Any, ...], list[maths.Range]] = {}
         self._luts: dict[Style, np.ndarray | None] = {}
         self._lock = threading.Lock()
         self._readers: dict[int, Reader] = {}  # by thread ident; guarded by _readers_lock
         self._readers_lock = threading.Lock()
-        self._closed = False
+        self._closed = threading.Event()
         self._display_path: Path | None = None
 
     def __enter__(self) -> RasterSource:
@@ -179,10 +182,10 @@ class RasterSource:
         path = self.display_path()
         thread = threading.get_ident()
         with self._readers_lock:
-            if self._closed:
+            if self._closed.is_set():
                 raise RasterError(f"{self.path}: the raster source is closed")
             reader = self._readers.get(thread)
-            if reader is not None and Path(reader.input) == path:
+            if reader is not None and Path(str(reader.input)) == path:
                 return reader
         try:
             # opened inside a GDAL environment of its own that ends here, so the dataset holds none:
@@ -195,9 +198,9 @@ class RasterSource:
             raise RasterError(f"{self.path} cannot be read: {gdal_reason(exc)}") from exc
         with self._readers_lock:
             stale, self._readers[thread] = self._readers.get(thread), fresh
-            closed = self._closed
+            closed = self._closed.is_set()
         if stale is not None:
-            stale.close()
+            stale.close()  # type: ignore[no-untyped-call]  # rio-tiler's Reader.close has no annotations
         if closed:  # closed while this one opened: do not leave it behind
             self.close()
             raise RasterError(f"{self.path}: the raster source is closed")
@@ -206,23 +209,23 @@ class RasterSource:
     def close(self) -> None:
         """Close every thread's reader; later reads raise ``RasterError``. Safe to call twice."""
         with self._readers_lock:
-            self._closed = True
+            self._closed.set()
             readers, self._readers = list(self._readers.values()), {}
         for reader in readers:
-            reader.close()
+            reader.close()  # type: ignore[no-untyped-call]  # rio-tiler's Reader.close has no annotations
 
     @property
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""
-        return self._closed
+        return self._closed.is_set()
 
     def _read(self, what: str, call: Any, *args: Any, **kwargs: Any) -> ImageData:
         try:
             with _quiet():
-                image = call(*args, **kwargs)
+                image: ImageData = call(*args, **kwargs)
         except TileOutsideBounds:
             raise
-        except (*GDAL_ERRORS, ValueError) as exc:
+        except READ_ERRORS as exc:
             raise RasterError(f"{self.path}: the {what} cannot be read: {gdal_reason(exc)}") from exc
         image.array = maths.mask_invalid(image.array)
         return image
@@ -231,14 +234,13 @@ class RasterSource:
     def ranges(self, style: Style) -> list[maths.Range] | None:
         """The stretch of each shown band; ``None`` when a palette shows its own colours."""
         bands = self.check_bands(style.bands)
-        if style.vmin is not None or style.vmax is not None:
-            stats = self.statistics(bands, "minmax") if style.vmin is None or style.vmax is None else None
+        if style.vmin is not None and style.vmax is not None:
+            return [(style.vmin, style.vmax)] * len(bands)
+        if style.vmin is not None or style.vmax is not None:  # one end given: the other from the data
+            stats = self.statistics(bands, "minmax")
             return [
-                (
-                    style.vmin if style.vmin is not None else stats[i][0],  # type: ignore[index]
-                    style.vmax if style.vmax is not None else stats[i][1],  # type: ignore[index]
-                )
-                for i in range(len(bands))
+                (style.vmin if style.vmin is not None else low, style.vmax if style.vmax is not None else high)
+                for low, high in stats
             ]
         if self.palette is not None and bands == (1,) and style.colormap is None:
             return None
@@ -268,11 +270,14 @@ class RasterSource:
             return maths.lut_from_colormap(self.palette)
         name = style.colormap or DEFAULT_COLORMAP
         try:
-            return maths.lut_from_colormap(colormaps.get(name.lower()))
-        except Exception as exc:
+            table = colormaps.get(name.lower())
+        except Exception as exc:  # rio-tiler raises its InvalidColorMapName
             raise ValueError(
                 f"unknown colormap {name!r}; known: {', '.join(sorted(colormaps.list())[:12])}, ..."
             ) from exc
+        if not isinstance(table, dict):  # an interval colormap: not one of the named ones
+            raise ValueError(f"colormap {name!r} is an interval colormap; give a named one")
+        return maths.lut_from_colormap(table)
 
     # -- rendering ---------------------------------------------------------------------------------
     def preview(self, max_size: int, bands: Sequence[int] | None = None) -> ImageData:
@@ -318,13 +323,14 @@ class RasterSource:
         )  # fmt: skip
         return self.rgba(image, style)
 
-    def require_crs(self, what: str) -> None:
-        """Raise ``RasterError`` saying why a raster without a CRS cannot be used for ``what``."""
-        if not self.georeferenced:
+    def require_crs(self, what: str) -> tuple[float, float, float, float]:
+        """The bounds in EPSG:4326; ``RasterError`` saying why a raster without a CRS cannot be used for ``what``."""
+        if self.bounds_4326 is None:
             raise RasterError(
                 f"{self.path} has no coordinate reference system, so it cannot be placed on a map for {what}; "
                 "plots still work"
             )
+        return self.bounds_4326
 
 
 def encode(rgba: np.ndarray, img_format: str = "PNG") -> bytes:

@@ -203,7 +203,7 @@ def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray
     f = t - i
     f = f * f * (3 - 2 * f)
     rows = grid[i] * (1 - f)[:, None] + grid[i + 1] * f[:, None]
-    return rows[:, i] * (1 - f)[None, :] + rows[:, i + 1] * f[None, :]
+    return np.asarray(rows[:, i] * (1 - f)[None, :] + rows[:, i + 1] * f[None, :], dtype=np.float32)
 
 
 def _write_multiband_task(task: Path) -> None:

@@ -8,7 +8,7 @@ pixel of an RGB with nodata 0 is (200, 0, 0), not a hole). A stretch maps each b
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -101,7 +101,7 @@ def to_rgba(
     else:
         rgba = np.concatenate([byte, np.full((1, *byte.shape[1:]), 255, dtype="uint8")])
     rgba[3][invalid] = 0
-    return rgba
+    return np.asarray(rgba, dtype="uint8")
 
 
 def grey_lut() -> np.ndarray:
@@ -110,7 +110,7 @@ def grey_lut() -> np.ndarray:
     return np.stack([ramp, ramp, ramp, np.full(256, 255, dtype="uint8")], axis=1)
 
 
-def lut_from_colormap(colormap: Mapping[int, Sequence[int]]) -> np.ndarray:
+def lut_from_colormap(colormap: Mapping[Any, Sequence[int]]) -> np.ndarray:
     """A (256, 4) uint8 table from a GDAL/rio-tiler colormap ``{value: (r, g, b[, a])}``."""
     table = np.zeros((256, 4), dtype="uint8")
     for value, colour in colormap.items():

@@ -49,7 +49,8 @@ def duration_text(started: Any, finished: Any) -> str:
 
 def header_html(info: Mapping[str, Any], jobtask_id: str) -> str:
     """The task's name, status, block and version, start, finish and duration."""
-    block = info.get("block") if isinstance(info.get("block"), Mapping) else {}
+    raw_block = info.get("block")
+    block: Mapping[str, Any] = raw_block if isinstance(raw_block, Mapping) else {}
     block_name = block.get("displayName") or block.get("name") or "unknown block"
     status = str(info.get("status") or "UNKNOWN")
     colour = STATUS_COLOURS.get(status, "#6e7781")

@@ -96,8 +96,7 @@ class RasterTileLayer(anywidget.AnyWidget):
                     self._owned.close()
                 raise
         self.source = self.state.source
-        self.source.require_crs("tiles")
-        west, south, east, north = self.source.bounds_4326  # type: ignore[misc]  # require_crs: not None
+        west, south, east, north = self.source.require_crs("tiles")
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="jobtask-tiles")
         self._cache: OrderedDict[tuple[Any, ...], tuple[str, bytes | None]] = OrderedDict()
         self._futures: dict[str, Future[None]] = {}
@@ -121,7 +120,7 @@ class RasterTileLayer(anywidget.AnyWidget):
     @property
     def style(self) -> Style:
         """The bands, stretch and colormap the tiles are drawn with."""
-        return self.state.style  # type: ignore[no-any-return]  # a traitlets Instance(Style)
+        return self.state.style
 
     @property
     def bands(self) -> tuple[int, ...]:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import traitlets as t
@@ -28,7 +28,7 @@ import traitlets as t
 from . import mapping
 from .features import read_feature_collection
 from .raster import RasterSource, Style
-from .stretch import STRETCHES
+from .stretch import STRETCHES, Stretch
 
 # called with a raster's file name and 0.0 when its one-off overview build starts, 1.0 when done
 ViewProgress = Callable[[str, float], None]
@@ -54,7 +54,7 @@ def checked_style(
         raise ValueError(f"a custom range needs vmin < vmax (got {vmin!r}, {vmax!r})")
     style = Style(
         bands=source.check_bands(bands),
-        stretch=stretch,  # type: ignore[arg-type]  # checked against STRETCHES just above
+        stretch=cast(Stretch, stretch),  # checked against STRETCHES just above
         colormap=colormap,
         vmin=None if vmin is None else float(vmin),
         vmax=None if vmax is None else float(vmax),
@@ -259,7 +259,7 @@ class ResultsView:
                 name = mapping.layer_name(source.path, feature, name_column)
                 states.append(RasterState(source, name=name, feature=feature, bands=bands))
                 if progress is not None:
-                    source.display_path(progress=lambda fraction, n=source.name: progress(n, fraction))
+                    source.display_path(progress=_named(progress, source.name))
             owned = [s.source for s in states]
             opened.pop_all()  # from here on the view owns them
         return cls(states, features, aoi_state, notes, owned=owned)
@@ -288,6 +288,13 @@ class ResultsView:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _named(progress: ViewProgress, name: str) -> Callable[[float], None]:
+    def report(fraction: float) -> None:
+        progress(name, fraction)
+
+    return report
 
 
 def label_features(features: Sequence[dict[str, Any]], name_column: str, notes: list[str]) -> dict[str, Any]:

@@ -299,7 +299,10 @@ class JobTaskWidget(w.VBox):
     # -- plots -------------------------------------------------------------------------------------------
     def plot(self, what: str) -> None:
         """Plot the results or the quicklooks into the Plots tab (``"results"`` or ``"quicklooks"``)."""
-        calls = {"results": self.jobtask.plot_results, "quicklooks": self.jobtask.plot_quicklooks}
+        calls: dict[str, Callable[[], None]] = {
+            "results": self.jobtask.plot_results,
+            "quicklooks": self.jobtask.plot_quicklooks,
+        }
         if what not in calls:
             raise ValueError(f"what must be 'results' or 'quicklooks' (got {what!r})")
         self.plots.clear_output()

@@ -8,10 +8,8 @@ from pathlib import Path
 import pytest
 
 from jobtask_widgets.sample import Sample, write_sample
-from tests.helpers import SECRET, Api, error_of, login, start_api, token_for
+from tests.helpers import Api, start_api
 from tests.proxy import FaultProxy
-
-__all__ = ["SECRET", "Api", "error_of", "login", "start_api", "token_for"]  # for tests not yet moved to helpers
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,25 @@
-"""The reference job-task server: the HTTP API of DESIGN.md over a folder of results.
+"""The reference job-task server: the protocol's HTTP API over a folder of task results.
 
 Build the app with :func:`create_app`; run it with ``jobtask-widgets serve ROOT`` or, inside a
-process, with :class:`BackgroundServer`.
+process, with :class:`BackgroundServer`. The protocol and the store layout are described in
+docs/architecture.md.
+
+Layout, from the app down:
+
+- ``app.py``: :func:`create_app` checks the store, builds the one ``ServerSettings`` on
+  ``app.state.settings`` and includes the router; ``ServerApp`` tidies the OpenAPI document.
+- ``routes.py``: the protocol's routes on one module-level ``APIRouter``.
+- ``dependencies.py``: ``ServerSettings`` and the dependencies the routes take (settings, store,
+  signer, archive cache, the bearer token's claims, the task a token may see).
+- ``models.py``: the pydantic models of every answer and of the error envelope.
+- ``problems.py``: the error envelope, ``Problem`` for refusals a route decides, and the one
+  table ``ERROR_STATUS`` that maps the lower modules' errors to statuses.
+- ``ranges.py``: ``parse_range``, the check of an archive request's ``Range`` header.
+- ``store.py``: read access to the store folder; raises ``NotInStore`` (``errors.py``) and
+  ``StoreError``, never HTTP errors.
+- ``auth.py``: credentials, stateless tokens and signed archive URLs.
+- ``archive.py``: the results archives, built once into the cache.
+- ``run.py``: serving the app with uvicorn on a socket of our own.
 """
 
 from .app import create_app

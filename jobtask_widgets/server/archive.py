@@ -83,7 +83,7 @@ class ArchiveCache:
             with (
                 os.fdopen(fd, "wb") as raw,
                 _GzipWriter(raw) as gz,
-                tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,  # type: ignore[call-overload]
+                tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
             ):
                 for rel, path in files:
                     st = path.stat()

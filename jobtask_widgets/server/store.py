@@ -11,6 +11,10 @@ ROOT/projects/{p}/jobs/{j}/tasks/{t}/
 Every id and name is checked against ``ID_PATTERN`` before it touches the file system, and
 every path is resolved and must stay inside the root, so neither ``..`` nor a symlink that
 leaves the root can be read through the server.
+
+The store knows nothing of HTTP: it raises :class:`~.errors.NotInStore` for what it does not
+hold and :class:`~jobtask_widgets.errors.StoreError` for a broken folder; the app maps both to
+answers.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import Any
 
 from ..errors import StoreError
 from ..jsonfile import read_json_object
-from .problems import not_found
+from .errors import NotInStore
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 QUICKLOOK_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
@@ -69,29 +73,42 @@ class Store:
         resolved = self._inside(path)
         ok = resolved is not None and (resolved.is_dir() if folder else resolved.is_file())
         if not ok or resolved is None:
-            raise not_found(f"unknown {what}")
+            raise NotInStore(f"unknown {what}")
         return resolved
 
     def job_dir(self, project_id: str, job_id: str) -> Path:
-        """The folder of a job (404 problem when unknown or malformed)."""
+        """The folder of a job.
+
+        Raises:
+            NotInStore: when the project or job is unknown or its id malformed.
+        """
         for label, value in (("project", project_id), ("job", job_id)):
             if not is_valid_id(value):
-                raise not_found(f"unknown {label} {value!r}")
+                raise NotInStore(f"unknown {label} {value!r}")
         self._existing(self.root / "projects" / project_id, f"project {project_id!r}", folder=True)
         job = self.root / "projects" / project_id / "jobs" / job_id
         return self._existing(job, f"job {job_id!r} in project {project_id!r}", folder=True)
 
     def task_dir(self, ref: TaskRef) -> Path:
-        """The folder of a task (404 problem when unknown or malformed)."""
+        """The folder of a task.
+
+        Raises:
+            NotInStore: when the project, job or task is unknown or an id malformed.
+        """
         job = self.job_dir(ref.project_id, ref.job_id)
         if not is_valid_id(ref.task_id):
-            raise not_found(f"unknown task {ref.task_id!r}")
+            raise NotInStore(f"unknown task {ref.task_id!r}")
         task = job / "tasks" / ref.task_id
         return self._existing(task, f"task {ref.task_id!r} in job {ref.job_id!r}", folder=True)
 
     # -- reads -----------------------------------------------------------------------------
     def list_tasks(self, project_id: str, job_id: str) -> list[dict[str, Any]]:
-        """The ``info.json`` of every task of a job, sorted by task id."""
+        """The ``info.json`` of every task of a job, sorted by task id.
+
+        Raises:
+            NotInStore: when the project or job is unknown.
+            StoreError: when a task's ``info.json`` has become unreadable since the start.
+        """
         tasks_dir = self.job_dir(project_id, job_id) / "tasks"
         if not tasks_dir.is_dir():
             return []
@@ -102,19 +119,32 @@ class Store:
         return infos
 
     def task_info(self, ref: TaskRef) -> dict[str, Any]:
-        """A task's ``info.json``, with ``id`` set to its folder name."""
+        """A task's ``info.json``, with ``id`` set to its folder name.
+
+        Raises:
+            NotInStore: when the task is unknown.
+            StoreError: when its ``info.json`` is missing, unreadable or not an object.
+        """
         path = self.task_dir(ref) / "info.json"
         info = _read_info(path, self._inside(path))
         info["id"] = ref.task_id
         return info
 
     def data_json(self, ref: TaskRef) -> Path:
-        """The path of a task's ``output/data.json``."""
+        """The path of a task's ``output/data.json``.
+
+        Raises:
+            NotInStore: when the task is unknown or has no ``data.json``.
+        """
         path = self.task_dir(ref) / "output" / "data.json"
         return self._existing(path, f"data.json of task {ref.task_id!r}", folder=False)
 
     def quicklook_names(self, ref: TaskRef) -> list[str]:
-        """The names of a task's quicklook images, sorted."""
+        """The names of a task's quicklook images, sorted.
+
+        Raises:
+            NotInStore: when the task is unknown.
+        """
         folder = self.task_dir(ref) / "quicklooks"
         if not folder.is_dir() or self._inside(folder) is None:
             return []
@@ -128,11 +158,15 @@ class Store:
         )
 
     def quicklook(self, ref: TaskRef, name: str) -> tuple[Path, str]:
-        """The path and media type of one quicklook."""
+        """The path and media type of one quicklook.
+
+        Raises:
+            NotInStore: when the task or the quicklook is unknown, or the name is not an image's.
+        """
         folder = self.task_dir(ref) / "quicklooks"
         what = f"quicklook {name!r} of task {ref.task_id!r}"
         if not is_valid_id(name) or Path(name).suffix.lower() not in QUICKLOOK_TYPES:
-            raise not_found(f"unknown {what}")
+            raise NotInStore(f"unknown {what}")
         path = self._existing(folder / name, what, folder=False)
         media_type = QUICKLOOK_TYPES.get(path.suffix.lower()) or mimetypes.guess_type(name)[0]
         return path, media_type or "application/octet-stream"
@@ -142,6 +176,9 @@ class Store:
 
         Sorted by relative path; symlinks are followed only while they stay inside the root,
         anything else (devices, sockets, links that leave the root) is left out.
+
+        Raises:
+            NotInStore: when the task is unknown.
         """
         output = self.task_dir(ref) / "output"
         if self._inside(output) is None or not output.is_dir():

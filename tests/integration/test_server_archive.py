@@ -15,7 +15,7 @@ import requests
 
 from jobtask_widgets.sample import Sample
 from jobtask_widgets.server.auth import Signer
-from tests.conftest import SECRET, Api, error_of, start_api
+from tests.helpers import SECRET, Api, error_of, start_api
 
 
 def signed_url(api: Api, task: str | None = None) -> str:

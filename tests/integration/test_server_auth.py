@@ -10,7 +10,7 @@ import requests
 
 from jobtask_widgets.sample import SAMPLE_USERS
 from jobtask_widgets.server.auth import Signer
-from tests.conftest import SECRET, Api, error_of
+from tests.helpers import SECRET, Api, error_of
 
 
 def post_token(api: Api, **kwargs: object) -> requests.Response:

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from jobtask_widgets.sample import Sample
-from tests.conftest import Api, error_of
+from tests.helpers import Api, error_of
 
 
 def raw_get(api: Api, path: str, token: bool = True) -> tuple[int, dict]:

@@ -1,0 +1,27 @@
+"""The errors of the server's store, which know nothing of HTTP.
+
+The store raises :class:`NotInStore` for a name it does not hold and
+:class:`jobtask_widgets.errors.StoreError` for a folder that breaks the layout; the app's one
+table (``problems.ERROR_STATUS``) turns them into 404 and 500 answers (docs/architecture.md,
+"Errors").
+"""
+
+from __future__ import annotations
+
+
+class NotInStore(LookupError):
+    """A project, job, task, file or quicklook that the store does not hold.
+
+    Malformed ids and names, and paths that would leave the store root, are reported the same
+    way: the client learns only that there is no such thing.
+
+    Args:
+        message: What was asked for, e.g. ``"unknown task 'x' in job 'y'"``.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+__all__ = ["NotInStore"]

@@ -1,0 +1,296 @@
+"""The protocol's routes, on one module-level :data:`router` that ``create_app`` includes.
+
+Every route reads the server's state through the dependencies of :mod:`.dependencies`, answers
+with a model of :mod:`.models` (or a file), and lists its error answers in ``responses=`` with
+:class:`~.models.ErrorEnvelope`, so ``/openapi.json`` describes all of them. A route raises a
+:class:`~.problems.Problem` for a refusal it decides itself; the store's and the range check's
+errors become answers through ``problems.ERROR_STATUS`` (docs/architecture.md, "Errors").
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import time
+from email.utils import formatdate
+from typing import Annotated, Any
+from urllib.parse import parse_qs, unquote_plus, urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
+
+from .archive import Archive
+from .dependencies import ArchivesDep, Auth, JobIds, Settings, SignerDep, StoreDep, VisibleTask
+from .models import (
+    ARCHIVE_CONTENT,
+    ARCHIVE_PARTS_CONTENT,
+    FEATURE_COLLECTION_CONTENT,
+    QUICKLOOK_CONTENT,
+    ErrorEnvelope,
+    IndexAnswer,
+    QuicklookNamesAnswer,
+    ResultsUrl,
+    ResultsUrlAnswer,
+    Service,
+    TaskListAnswer,
+    TokenAnswer,
+    TokenForm,
+    User,
+    UserAnswer,
+)
+from .problems import Problem, forbidden, unauthorized
+from .ranges import parse_range
+from .store import TaskRef
+
+TASK = "/projects/{project_id}/jobs/{job_id}/tasks/{task_id}"
+ARCHIVE = "/archives/{project_id}/{job_id}/{task_id}/output.tar.gz"
+
+_HEADER = {"schema": {"type": "string"}}
+_ERROR_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {**_HEADER, "description": "Always `Bearer`."}},
+    416: {"Content-Range": {**_HEADER, "description": "`bytes */SIZE`: the archive's size."}},
+}
+_UNAUTHORIZED = "The bearer token is missing, not valid or expired."
+_NOT_FOUND_TASK = "Unknown project, job or task (or one the token may not open), or a malformed id."
+
+
+def errors(statuses: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route's error answers, each the error envelope; 500 is always one.
+
+    Args:
+        statuses: Each error status of the route, with what it means there.
+    """
+    answers: dict[int | str, dict[str, Any]] = {}
+    for status, text in {**statuses, 500: "The store is broken, or the server failed; the message says which."}.items():
+        answers[status] = {"model": ErrorEnvelope, "description": text}
+        if status in _ERROR_HEADERS:
+            answers[status]["headers"] = _ERROR_HEADERS[status]
+    return answers
+
+
+router = APIRouter()
+
+
+@router.get("/", summary="What this server is", responses=errors({}))
+def index() -> IndexAnswer:
+    """The service's name and where to ask for tokens; no token needed."""
+    return IndexAnswer(data=Service(service="jobtask-widgets reference server", token_url="/oauth/token"))
+
+
+@router.post(
+    "/oauth/token",
+    summary="Issue an access token",
+    response_model=TokenAnswer,
+    responses={
+        200: {
+            "description": "The token, as OAuth 2 answers it (no envelope).",
+            "headers": {"Cache-Control": {**_HEADER, "description": "Always `no-store`."}},
+        },
+        **errors(
+            {
+                400: "An unsupported grant_type, or a body that is not a UTF-8 form.",
+                401: "Missing or wrong project key, HTTP Basic credentials, user or password.",
+            }
+        ),
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/x-www-form-urlencoded": {"schema": TokenForm.model_json_schema()}},
+        }
+    },
+)
+async def token(request: Request, settings: Settings) -> JSONResponse:
+    """A bearer token for a project key (``client_credentials``) or a user (``password``)."""
+    form = _read_form(await request.body(), request.headers.get("content-type", ""))
+    grant = form.get("grant_type", "")
+    if grant == "client_credentials":
+        client_id, client_secret = _basic_auth(request) or (form.get("client_id"), form.get("client_secret"))
+        if not client_id or not client_secret:
+            raise unauthorized("client_credentials needs HTTP Basic auth with the project id and API key")
+        if not settings.credentials.check_project_key(client_id, client_secret):
+            raise unauthorized("the project id or API key is wrong")
+        access = settings.signer.issue_token(f"project:{client_id}", client_id, settings.token_ttl)
+    elif grant == "password":
+        username, password = form.get("username", ""), form.get("password", "")
+        if not username or not password:
+            raise unauthorized("the password grant needs username and password")
+        if not settings.credentials.check_user(username, password):
+            raise unauthorized("the username or password is wrong")
+        access = settings.signer.issue_token(f"user:{username}", None, settings.token_ttl)
+    else:
+        raise Problem(400, f"grant_type {grant!r} is not supported; use client_credentials or password")
+    answer = TokenAnswer(access_token=access, token_type="bearer", expires_in=settings.token_ttl)
+    # a JSONResponse of our own carries Cache-Control: no-store; response_model= still documents the body
+    return JSONResponse(answer.model_dump(), headers={"Cache-Control": "no-store"})
+
+
+@router.get("/users/me", summary="Who the token speaks for", responses=errors({401: _UNAUTHORIZED}))
+def users_me(claims: Auth) -> UserAnswer:
+    """The project of a project-key token, or the user of a password token."""
+    kind, _, name = claims.subject.partition(":")
+    return UserAnswer(data=User(id=name, kind="user" if kind == "user" else "project"))
+
+
+@router.get(
+    "/projects/{project_id}/jobs/{job_id}/tasks/",
+    summary="List a job's tasks",
+    responses=errors({401: _UNAUTHORIZED, 404: "Unknown project or job (or a project the token may not open)."}),
+)
+def list_tasks(job: JobIds, store: StoreDep) -> TaskListAnswer:
+    """Every task's ``info.json``, sorted by task id."""
+    return TaskListAnswer(data=store.list_tasks(*job))
+
+
+@router.get(
+    TASK + "/outputs/data-json/",
+    summary="A task's features",
+    response_class=FileResponse,
+    responses={
+        200: {"description": "The bare FeatureCollection (no envelope).", "content": FEATURE_COLLECTION_CONTENT},
+        **errors({401: _UNAUTHORIZED, 404: _NOT_FOUND_TASK + " Or a task without output/data.json."}),
+    },
+)
+def data_json(ref: VisibleTask, store: StoreDep) -> FileResponse:
+    """The task's ``output/data.json``, as stored."""
+    return FileResponse(store.data_json(ref), media_type="application/json")
+
+
+@router.get(
+    TASK + "/downloads/results/",
+    summary="A signed URL of a task's results archive",
+    responses=errors({401: _UNAUTHORIZED, 404: _NOT_FOUND_TASK}),
+)
+def results_url(ref: VisibleTask, request: Request, settings: Settings) -> ResultsUrlAnswer:
+    """A URL that opens this task's archive only, without a token, for ``url_ttl`` seconds."""
+    settings.store.task_dir(ref)
+    base = (settings.public_url or str(request.base_url)).rstrip("/")
+    expires = int(time.time()) + settings.url_ttl
+    query = urlencode(settings.signer.sign_archive(ref.project_id, ref.job_id, ref.task_id, expires))
+    path = ARCHIVE.format(project_id=ref.project_id, job_id=ref.job_id, task_id=ref.task_id)
+    return ResultsUrlAnswer(data=ResultsUrl(url=f"{base}{path}?{query}"))
+
+
+_ARCHIVE_OPTIONS: dict[str, Any] = dict(
+    summary="A task's results archive",
+    response_class=FileResponse,
+    responses={
+        200: {"description": "The whole archive: output/ as a .tar.gz.", "content": ARCHIVE_CONTENT},
+        206: {"description": "The ranges asked for (If-Range honoured).", "content": ARCHIVE_PARTS_CONTENT},
+        **errors(
+            {
+                400: "A malformed Range header; the message lists the accepted forms.",
+                403: "The URL is not signed, its signature is not this archive's, or it has expired.",
+                404: "The task is gone since the URL was signed.",
+                416: "A range that starts at or beyond the end of the archive.",
+            }
+        ),
+    },
+)
+
+
+@router.get(ARCHIVE, operation_id="archive_get", **_ARCHIVE_OPTIONS)
+@router.head(ARCHIVE, operation_id="archive_head", **_ARCHIVE_OPTIONS)
+def archive(
+    request: Request,
+    signer: SignerDep,
+    store: StoreDep,
+    archives: ArchivesDep,
+    project_id: str,
+    job_id: str,
+    task_id: str,
+    expires: Annotated[str, Query(description="When the URL expires, in epoch seconds.")] = "",
+    signature: Annotated[str, Query(description="The URL's HMAC, as downloads/results/ gave it.")] = "",
+) -> FileResponse:
+    """The ``.tar.gz`` of the task's ``output/``, at a signed URL; ranges and ``If-Range`` resume it."""
+    refusal = signer.check_archive(project_id, job_id, task_id, expires, signature)
+    if refusal:
+        raise forbidden(refusal)
+    ref = TaskRef(project_id, job_id, task_id)
+    built = archives.get(ref, store.output_files(ref))
+    stat = built.path.stat()
+    _check_range(request, built, stat)
+    headers = {"ETag": built.etag, "Cache-Control": "private, no-transform"}
+    return FileResponse(
+        built.path, media_type="application/gzip", headers=headers, filename=f"{task_id}.tar.gz", stat_result=stat
+    )
+
+
+@router.get(
+    TASK + "/outputs/quicklooks/",
+    summary="List a task's quicklooks",
+    responses=errors({401: _UNAUTHORIZED, 404: _NOT_FOUND_TASK}),
+)
+def quicklooks(ref: VisibleTask, store: StoreDep) -> QuicklookNamesAnswer:
+    """The names of the task's quicklook images, sorted; ``[]`` when it has none."""
+    return QuicklookNamesAnswer(data=store.quicklook_names(ref))
+
+
+@router.get(
+    TASK + "/outputs/quicklooks/{name}",
+    summary="One quicklook image",
+    response_class=FileResponse,
+    responses={
+        200: {"description": "The image, with its media type.", "content": QUICKLOOK_CONTENT},
+        **errors({401: _UNAUTHORIZED, 404: _NOT_FOUND_TASK + " Or an unknown quicklook, or a name not an image's."}),
+    },
+)
+def quicklook(ref: VisibleTask, store: StoreDep, name: str) -> FileResponse:
+    """One quicklook image of the task."""
+    path, media_type = store.quicklook(ref, name)
+    return FileResponse(path, media_type=media_type)
+
+
+def _read_form(body: bytes, content_type: str) -> dict[str, str]:
+    """The token request's form fields (the first value of each).
+
+    Raises:
+        Problem: 400 when the body is not a UTF-8 ``application/x-www-form-urlencoded`` form.
+    """
+    if content_type and not content_type.startswith("application/x-www-form-urlencoded"):
+        raise Problem(400, f"send the token request as application/x-www-form-urlencoded, not {content_type}")
+    try:
+        pairs = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError as exc:
+        raise Problem(400, "the token request's form is not UTF-8") from exc
+    return {k: v[0] for k, v in pairs.items()}
+
+
+def _basic_auth(request: Request) -> tuple[str, str] | None:
+    """The user and password of HTTP Basic auth, or ``None`` when the request has none.
+
+    Raises:
+        Problem: 401 when the credentials are not base64 of ``user:password``.
+    """
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, sep, password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise unauthorized("the HTTP Basic credentials are not valid base64 of 'project_id:api_key'") from exc
+    if not sep:
+        raise unauthorized("the HTTP Basic credentials must be 'project_id:api_key'")
+    return unquote_plus(user), unquote_plus(password)
+
+
+def _check_range(request: Request, built: Archive, stat: os.stat_result) -> None:
+    """Refuse a bad ``Range`` in the envelope before ``FileResponse`` serves the good ones.
+
+    The header is checked only when ``FileResponse`` will use it: when there is no ``If-Range``,
+    or one that names the archive's ETag or Last-Modified date (a stale one gets the whole file).
+
+    Raises:
+        MalformedRange: when the header is not a byte-range set.
+        RangeNotSatisfiable: when a range lies outside the archive.
+    """
+    http_range, if_range = request.headers.get("range"), request.headers.get("if-range")
+    if http_range is None:
+        return
+    if if_range is not None and if_range not in (built.etag, formatdate(stat.st_mtime, usegmt=True)):
+        return
+    parse_range(http_range, stat.st_size, what="archive")
+
+
+__all__ = ["ARCHIVE", "TASK", "errors", "router"]
