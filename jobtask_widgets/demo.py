@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -146,6 +147,7 @@ def run_dashboard(
 
     from .sample import write_sample
     from .server import BackgroundServer, create_app
+    from .server.run import bind, free_port
 
     missing = [name for name in ("voila", "ipykernel") if importlib.util.find_spec(name) is None]
     if missing:
@@ -164,14 +166,16 @@ def run_dashboard(
     api = voila = None
     try:
         sample = write_sample(folder / "store")
-        api = BackgroundServer(create_app(sample.root), host=host, port=_port(host, api_port)).start()
+        # the API's socket is bound here and kept: its port cannot be taken before it serves
+        api = BackgroundServer(create_app(sample.root), sock=bind(host, api_port, fallback=True)).start()
         print(f"API: {api.url}", flush=True)
         if banner is not None:
             print(banner(api.url, sample), flush=True)
         notebooks = folder / "dashboard"
         notebooks.mkdir()
         shutil.copy(notebook_path("dashboard.ipynb"), notebooks / "dashboard.ipynb")
-        port = _port(host, port)
+        # a start for Voila, which binds by itself and moves to a nearby port if this one is taken meanwhile
+        port = free_port(host, port)
         env = {**os.environ, "JOBTASK_API_URL": api.url, "JOBTASK_PROJECT_ID": sample.project_id,
                "JOBTASK_PROJECT_API_KEY": sample.project_api_key, JOB_VAR: sample.job_id,
                DOWNLOADS_VAR: str(folder / "downloads")}  # fmt: skip
@@ -182,8 +186,9 @@ def run_dashboard(
                  f"--Voila.ip={host}", "--show_tracebacks=True"],
                 cwd=notebooks, env=env, stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
-        url = f"http://{host}:{port}/"
-        if not _answers(url + "api/kernelspecs", voila, READY_TIMEOUT):
+        listening = _voila_port(log, voila, READY_TIMEOUT)
+        url = f"http://{host}:{listening}/"
+        if listening is None or not _answers(url + "api/kernelspecs", voila, READY_TIMEOUT):
             print(f"error: Voila did not start; its log:\n{_tail(log)}", file=sys.stderr, flush=True)
             return 1
         print(f"Dashboard: {url}", flush=True)
@@ -206,18 +211,20 @@ def run_dashboard(
             signal.signal(sig, handler)
 
 
-def _port(host: str, wanted: int) -> int:
-    """``wanted`` when it is free, else a free port (``0`` asks for a free one)."""
-    import socket
+VOILA_LISTENS = re.compile(r"Voil\S* is running at:\s*\S*?://[^\s/]*:(\d+)")
 
-    for port in (wanted, 0) if wanted else (0,):
-        with socket.socket() as s:
-            try:
-                s.bind((host, port))
-            except OSError:
-                continue
-            return int(s.getsockname()[1])
-    raise OSError(f"no free port on {host}")
+
+def _voila_port(log: Path, proc: Any, timeout: float) -> int | None:
+    """The port Voila says it listens on (it may have moved on from the one it was given)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        found = VOILA_LISTENS.search(log.read_text(errors="replace")) if log.exists() else None
+        if found:
+            return int(found.group(1))
+        time.sleep(0.2)
+    return None
 
 
 def _answers(url: str, proc: Any, timeout: float) -> bool:

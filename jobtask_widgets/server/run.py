@@ -25,22 +25,43 @@ class _Server(uvicorn.Server):
             self._on_listening()
 
 
-def bind(host: str = "127.0.0.1", port: int = 8042) -> socket.socket:
+def bind(host: str = "127.0.0.1", port: int = 8042, *, fallback: bool = False) -> socket.socket:
     """A listening-ready TCP socket on ``host:port`` (``port=0`` takes a free one).
 
+    The socket stays bound, so nobody can take the port between this call and the server's start.
+
+    Args:
+        host: The address.
+        port: The port; ``0`` for a free one.
+        fallback: Take a free port when ``port`` is taken, instead of raising.
+
     Raises:
-        OSError: when the address cannot be bound (e.g. the port is taken).
+        OSError: when the address cannot be bound (e.g. the port is taken and no fallback).
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    sock.set_inheritable(True)
-    return sock
+    for attempt in (port, 0) if fallback and port else (port,):
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, attempt))
+        except OSError:
+            sock.close()
+            if attempt == 0 or not fallback:
+                raise
+            continue
+        sock.set_inheritable(True)
+        return sock
+    raise OSError(f"no free port on {host}")  # not reached: the last attempt raises
+
+
+def free_port(host: str = "127.0.0.1", wanted: int = 0) -> int:
+    """``wanted`` when it is free now, else a port that is free now (``0``: any free one).
+
+    Only for a child process that binds by itself and moves to another port when this one is
+    taken meanwhile (Voila does); a server of ours keeps the socket of :func:`bind` instead.
+    """
+    with bind(host, wanted, fallback=True) as sock:
+        return int(sock.getsockname()[1])
 
 
 def url_of(sock: socket.socket) -> str:
@@ -64,10 +85,13 @@ class BackgroundServer:
         app: The app to serve.
         host: The address to listen on.
         port: The port, ``0`` for a free one.
+        sock: A socket from :func:`bind` to serve on instead of ``host`` and ``port``.
     """
 
-    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0, **kwargs: Any) -> None:
-        self._sock = bind(host, port)
+    def __init__(
+        self, app: FastAPI, host: str = "127.0.0.1", port: int = 0, *, sock: socket.socket | None = None, **kwargs: Any
+    ) -> None:
+        self._sock = sock if sock is not None else bind(host, port)
         self.url = url_of(self._sock)
         self._ready = threading.Event()
         self._server = make_server(app, self._sock, on_listening=self._ready.set, **kwargs)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from jobtask_widgets.demo import descendants
-from tests.e2e.conftest import open_popup, plot_in_widget, require_browser, screenshot, wait_image
+from tests.e2e.browser import open_popup, plot_in_widget, require_browser, screenshot, wait_image
 from tests.helpers import Running
 
 RGB_TASK = "landsat-7-etm-rgb:1"

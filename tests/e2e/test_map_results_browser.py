@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.conftest import open_in_lab, open_popup, screenshot, wait_image
+from tests.e2e.browser import open_in_lab, open_popup, screenshot, wait_image
 
 FEATURES = ".leaflet-overlay-pane path.leaflet-interactive[stroke='#ff7800']"
 TILES = "img.jobtask-raster-tile[src^='blob:']"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.e2e.conftest import open_in_lab, screenshot
+from tests.e2e.browser import open_in_lab, screenshot
 
 LOADED = "img.jobtask-raster-tile[src^='blob:']"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.e2e.conftest import open_in_lab, plot_in_widget, screenshot, wait_image
+from tests.e2e.browser import open_in_lab, plot_in_widget, screenshot, wait_image
 
 W = ".jobtask-widget"
 TILES = f"{W} .leaflet-container img.jobtask-raster-tile[src^='blob:']"

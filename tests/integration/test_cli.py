@@ -121,6 +121,22 @@ def test_demo_serves_the_sample_and_its_printed_curl_walk_works(running: list[Ru
     assert not store.exists()  # the temporary store is cleaned up
 
 
+def test_the_demo_moves_off_taken_ports_and_says_where_it_is(running: list[Running]) -> None:
+    with socket.socket() as api_taken, socket.socket() as dashboard_taken:
+        for taken in (api_taken, dashboard_taken):
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+        api_port, dashboard_port = api_taken.getsockname()[1], dashboard_taken.getsockname()[1]
+        run = Running(["demo", "--no-browser", "--port", str(dashboard_port), "--api-port", str(api_port)])
+        running.append(run)
+        api = run.wait_for("API: ").removeprefix("API: ")
+        dashboard = run.wait_for("Dashboard: ", timeout=180).removeprefix("Dashboard: ")
+        assert not api.endswith(f":{api_port}") and not dashboard.endswith(f":{dashboard_port}/")
+        assert requests.get(api + "/", timeout=30).json()["data"]["service"] == "jobtask-widgets reference server"
+        assert requests.get(dashboard + "api/kernelspecs", timeout=30, allow_redirects=False).status_code < 500
+    assert run.interrupt() == 0
+
+
 def test_import_stays_light() -> None:
     heavy = ("fastapi", "uvicorn", "rasterio", "requests", "numpy")
     code = f"import sys, jobtask_widgets; print(sorted(m for m in {heavy!r} if m in sys.modules))"
