@@ -106,6 +106,17 @@ class RasterState(t.HasTraits):
         self.feature = feature
         super().__init__(style=checked_style(source, bands, stretch, colormap), opacity=opacity)
 
+    def __repr__(self) -> str:
+        style = self.style
+        custom = (
+            f", range=({style.vmin:g}, {style.vmax:g})" if style.vmin is not None and style.vmax is not None else ""
+        )
+        colormap = f", colormap={style.colormap!r}" if style.colormap else ""
+        return (
+            f"RasterState({self.name!r}, bands={self.bands}, stretch={style.stretch!r}{custom}{colormap}, "
+            f"visible={self.visible}, opacity={self.opacity:g})"
+        )
+
     @property
     def bands(self) -> tuple[int, ...]:
         """The shown bands."""
@@ -263,6 +274,13 @@ class ResultsView:
             owned = [s.source for s in states]
             opened.pop_all()  # from here on the view owns them
         return cls(states, features, aoi_state, notes, owned=owned)
+
+    def __repr__(self) -> str:
+        features = len(self.features.data["features"]) if self.features is not None else 0
+        return (
+            f"ResultsView({len(self.rasters)} rasters {list(self.rasters)!r}, {features} features, "
+            f"aoi={self.aoi is not None}, zoom {self.zoom} at {self.center[0]:.4f}, {self.center[1]:.4f})"
+        )
 
     @property
     def toggles(self) -> dict[str, RasterState | FeatureState]:
