@@ -22,7 +22,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from .errors import APIError, AuthenticationError
-from .httperrors import RETRY_STATUSES, TIMEOUT, envelope_error, error_for_exception, error_for_status
+from .httperrors import RETRY_STATUSES, TIMEOUT, credentials_refused, error_for_exception, error_for_status
 from .jsonfile import read_json_object
 
 DEFAULT_API_URL = "http://127.0.0.1:8042"
@@ -144,11 +144,12 @@ class Client:
         self.settings = settings
         self.timeout = timeout
         self.retries = retries
+        self.read_retries = min(retries, READ_RETRIES)
         self.session = requests.Session()
         self.session.headers["User-Agent"] = "jobtask-widgets"
         retry = _CappedRetry(
             total=retries,
-            read=min(retries, READ_RETRIES),
+            read=self.read_retries,
             backoff_factor=backoff,
             backoff_max=BACKOFF_MAX,
             status_forcelist=RETRY_STATUSES,
@@ -179,8 +180,9 @@ class Client:
             form, auth = {"grant_type": "client_credentials"}, (s.project_id or "", s.project_api_key or "")
         url = f"{s.api_url}/oauth/token"
         answer = self._send("POST", url, data=form, auth=auth)
-        if answer.status_code in (400, 401, 403):
-            raise AuthenticationError(f"{url} refused the credentials: {envelope_error(answer)[1]}")
+        refused = credentials_refused(answer, url)
+        if refused is not None:
+            raise refused
         self._raise_for_status(answer, url)
         try:
             body = answer.json()
@@ -201,7 +203,7 @@ class Client:
         try:
             return self.session.request(method, url, **kwargs)
         except (requests.exceptions.RetryError, requests.ConnectionError, requests.Timeout) as exc:
-            raise error_for_exception(exc, url, retries=self.retries) from exc
+            raise error_for_exception(exc, url, retries=self.retries, read_retries=self.read_retries) from exc
 
     def _raise_for_status(self, answer: requests.Response, url: str) -> None:
         error = error_for_status(answer, url, retries=self.retries)

@@ -15,7 +15,7 @@ from typing import Any
 import requests
 import urllib3
 
-from .errors import APIError, AuthenticationError, JobTaskError, NotFoundError
+from .errors import APIError, AuthenticationError, DownloadError, JobTaskError, NotFoundError
 
 TIMEOUT = (10.0, 60.0)  # seconds to connect, and to wait for each read, on every request
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})  # answers worth another try
@@ -37,6 +37,9 @@ NETWORK_REASONS: tuple[tuple[type[BaseException], str], ...] = (
 )
 
 
+READ_TIMEOUTS = (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError)
+
+
 def envelope_error(answer: requests.Response) -> tuple[str | None, str]:
     """The ``(code, message)`` of an error answer's envelope; the HTTP reason when it has none."""
     try:
@@ -48,8 +51,8 @@ def envelope_error(answer: requests.Response) -> tuple[str | None, str]:
         return None, f"{answer.reason}: {text}" if text else str(answer.reason or answer.status_code)
 
 
-def network_reason(exc: BaseException) -> str:
-    """What went wrong on the network, from the types of ``exc`` and of everything that caused it."""
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and everything that caused it."""
     chain: list[BaseException] = []
     todo: list[BaseException] = [exc]
     while todo and len(chain) < 16:
@@ -60,6 +63,12 @@ def network_reason(exc: BaseException) -> str:
         # requests and urllib3 keep causes as __cause__, as MaxRetryError.reason, or as an argument
         causes = [link.__cause__, link.__context__, getattr(link, "reason", None), *link.args]
         todo += [c for c in causes if isinstance(c, BaseException)]
+    return chain
+
+
+def network_reason(exc: BaseException) -> str:
+    """What went wrong on the network, from the types of ``exc`` and of everything that caused it."""
+    chain = _causes(exc)
     for kind, words in NETWORK_REASONS:
         if any(isinstance(link, kind) for link in chain):
             return words
@@ -86,8 +95,33 @@ def error_for_status(answer: requests.Response, url: str, *, retries: int) -> Jo
     return kind(message, status=answer.status_code, code=code, url=url)
 
 
-def error_for_exception(exc: requests.RequestException, url: str, *, retries: int) -> APIError:
-    """The ``APIError`` (no status: no answer came) of a request that failed on the network."""
+def credentials_refused(answer: requests.Response, url: str) -> AuthenticationError | None:
+    """The error of a token request the server refused (400, 401 or 403), else ``None``."""
+    if answer.status_code not in (400, 401, 403):
+        return None
+    message = envelope_error(answer)[1]
+    answer.close()
+    return AuthenticationError(f"{url} refused the credentials: {message}")
+
+
+def download_refused(answer: requests.Response, url: str) -> DownloadError:
+    """The error of a download answered with neither 200 nor 206 (the URL named without its signature)."""
+    return DownloadError(f"{url.split('?')[0]} answered {answer.status_code}: {envelope_error(answer)[1]}")
+
+
+def error_for_exception(
+    exc: requests.RequestException, url: str, *, retries: int, read_retries: int | None = None
+) -> APIError:
+    """The ``APIError`` (no status: no answer came) of a request that failed on the network.
+
+    Args:
+        exc: What requests raised.
+        url: The URL that was asked for.
+        retries: How many times the client retries a failed call.
+        read_retries: How many of those a read timeout gets, when fewer (urllib3's ``Retry.read``).
+    """
+    if read_retries is not None and any(isinstance(c, READ_TIMEOUTS) for c in _causes(exc)):
+        retries = read_retries
     if isinstance(exc, requests.exceptions.RetryError):
         return APIError(f"gave up after {retries} retries: {network_reason(exc)}", status=None, url=url)
     return APIError(

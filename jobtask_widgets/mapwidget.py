@@ -13,12 +13,14 @@ from __future__ import annotations
 import base64
 import html
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import ipyleaflet
 import ipywidgets as w
 
 from . import mapping
+from .errors import RasterError
 from .layerpanel import LayerPanel
 from .raster import encode
 from .tilelayer import RasterTileLayer
@@ -56,18 +58,27 @@ class ResultsMap(ipyleaflet.Map):
         self.raster_layers: dict[str, RasterTileLayer] = {}
         self._overlays: dict[str, ipyleaflet.ImageOverlay] = {}
         self._timers: dict[str, threading.Timer] = {}
-        for name, state in view.rasters.items():
-            layer = RasterTileLayer(self, state)
-            self.raster_layers[name] = layer
-            layer.observe(lambda change, n=name: self._check_fallback(n), "attached")
-        self.feature_layer = self._features(view.features) if view.features is not None else None
-        self.aoi_layer = self._geojson(view.aoi, style=mapping.AOI_STYLE) if view.aoi is not None else None
-        for extra in (self.feature_layer, self.aoi_layer):
-            if extra is not None:
-                self.add(extra)
-        self.note = view.note
-        self.panel = LayerPanel(view) if panel else None
-        self._add_controls()
+        self._unsubscribe: list[Callable[[], None]] = []  # what close() undoes on the view's states
+        self.panel: LayerPanel | None = None
+        self.feature_layer: ipyleaflet.GeoJSON | None = None
+        self.aoi_layer: ipyleaflet.GeoJSON | None = None
+        try:
+            for name, state in view.rasters.items():
+                layer = RasterTileLayer(self, state)
+                self.raster_layers[name] = layer
+                layer.observe(lambda change, n=name: self._check_fallback(n), "attached")
+            self.feature_layer = self._features(view.features) if view.features is not None else None
+            self.aoi_layer = self._geojson(view.aoi, style=mapping.AOI_STYLE) if view.aoi is not None else None
+            for extra in (self.feature_layer, self.aoi_layer):
+                if extra is not None:
+                    self.add(extra)
+            self.note = view.note
+            self.panel = LayerPanel(view) if panel else None
+            self._add_controls()
+        except BaseException:
+            self._owns_view = False  # the caller still holds the view and closes it
+            self.close()
+            raise
         self.observe(self._view_moved, "bounds")
 
     def _view_moved(self, _: Any) -> None:
@@ -88,7 +99,8 @@ class ResultsMap(ipyleaflet.Map):
         layer = ipyleaflet.GeoJSON(data=state.data, name=state.name, visible=state.visible, **options)
         # GeoJSON's own ``visible`` clears and redraws its features in place; removing the layer
         # instead makes ipyleaflet's front end throw when its popup was never opened
-        w.dlink((state, "visible"), (layer, "visible"))
+        link = w.dlink((state, "visible"), (layer, "visible"))
+        self._unsubscribe.append(link.unlink)
         return layer
 
     # -- features ------------------------------------------------------------------------------
@@ -128,11 +140,18 @@ class ResultsMap(ipyleaflet.Map):
             bar = w.HTML()
             self._bars[name] = (bar, ipyleaflet.WidgetControl(widget=bar, position="bottomright"))
             self._refresh_bar(name)
-            state.observe(lambda _, n=name: self._refresh_bar(n), "style")
+            self._follow(state, name)
         if self.feature_layer is not None:
             self.add(ipyleaflet.WidgetControl(widget=self._hover, position="bottomleft"))
         if self.note:
             self.add(ipyleaflet.WidgetControl(widget=w.HTML(html.escape(self.note)), position="bottomleft"))
+
+    def _follow(self, state: RasterState, name: str) -> None:
+        def restyled(_: Any) -> None:
+            self._refresh_bar(name)
+
+        state.observe(restyled, "style")
+        self._unsubscribe.append(lambda: state.unobserve(restyled, "style"))
 
     def _refresh_bar(self, name: str) -> None:
         """Show a one-band layer's colour bar with its current stretch; none for RGB."""
@@ -158,11 +177,17 @@ class ResultsMap(ipyleaflet.Map):
 
     def _fallback(self, name: str) -> None:
         layer, state = self.raster_layers[name], self.view.rasters[name]
-        if layer.attached > 0 or not self.bounds or not state.visible:
+        if layer.attached > 0 or not self.bounds or not state.visible or state.source.closed:
             return
         (south, west), (north, east) = self.bounds
         width, height = screen_size(self.pixel_bounds)
-        rgba = state.render((west, south, east, north), width, height)
+        source = state.source
+        try:
+            rgba = state.render((west, south, east, north), width, height)
+        except RasterError:
+            if source.closed:  # the map was closed while this timer rendered
+                return
+            raise
         url = "data:image/png;base64," + base64.b64encode(encode(rgba)).decode()
         overlay = self._overlays.get(name)
         if overlay is None:
@@ -189,8 +214,14 @@ class ResultsMap(ipyleaflet.Map):
         """Close the map, its layers and panel, and the view when the map owns it."""
         for name in list(getattr(self, "_timers", {})):  # absent when __init__ raised; __del__ closes too
             self._drop_overlay(name)
+        undo, self._unsubscribe = getattr(self, "_unsubscribe", []), []
+        for step in undo:
+            step()
         for layer in getattr(self, "raster_layers", {}).values():
             layer.close()
+        for extra in (getattr(self, "feature_layer", None), getattr(self, "aoi_layer", None)):
+            if extra is not None:
+                extra.close()
         panel = getattr(self, "panel", None)
         if panel is not None:
             panel.close()

@@ -114,7 +114,9 @@ def build_in_child(source: Path, vrt: Path) -> None:
     env = {**os.environ, **BUILD_OPTIONS}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
     done = subprocess.run(
-        [sys.executable, "-m", "jobtask_widgets.overviews", str(source), str(vrt)],
+        # -P: the kernel's working directory is not put on the child's path, so a folder named
+        # jobtask_widgets there cannot stand in for this package
+        [sys.executable, "-P", "-m", "jobtask_widgets.overviews", str(source), str(vrt)],
         env=env, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     if done.returncode != 0:

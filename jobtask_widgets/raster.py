@@ -15,7 +15,8 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,7 +117,9 @@ class RasterSource:
         self._stats: dict[tuple[Any, ...], list[maths.Range]] = {}
         self._luts: dict[Style, np.ndarray | None] = {}
         self._lock = threading.Lock()
-        self._readers: dict[int, Reader] = {}  # by thread ident; guarded by _readers_lock
+        self._readers: dict[int, Reader] = {}  # by thread ident; these three guarded by _readers_lock
+        self._busy: dict[int, int] = {}  # reads running, by thread ident
+        self._leftover: dict[int, Reader] = {}  # readers of a closed source still busy in their thread
         self._readers_lock = threading.Lock()
         self._closed = threading.Event()
         self._display_path: Path | None = None
@@ -177,41 +180,65 @@ class RasterSource:
                 self._display_path = self.path
         return self._display_path
 
-    def _reader(self) -> Reader:
-        """This thread's reader of the display file, opened on first use."""
+    @contextmanager
+    def _using(self) -> Iterator[Reader]:
+        """This thread's reader of the display file (opened on first use), held while the block runs.
+
+        A reader in use is never closed under its read: :meth:`close` closes the idle readers and
+        leaves each busy one to the read that holds it, which closes it on its way out (closing a
+        dataset under a running read crashes GDAL).
+        """
         path = self.display_path()
         thread = threading.get_ident()
         with self._readers_lock:
             if self._closed.is_set():
                 raise RasterError(f"{self.path}: the raster source is closed")
             reader = self._readers.get(thread)
-            if reader is not None and Path(str(reader.input)) == path:
-                return reader
+            self._busy[thread] = self._busy.get(thread, 0) + 1
+        try:
+            if reader is None:
+                reader = self._open_reader(path)
+                with self._readers_lock:
+                    if self._closed.is_set():  # closed while this one opened: it goes with this read
+                        self._leftover[thread] = reader
+                    else:
+                        self._readers[thread] = reader
+            yield reader
+        finally:
+            self._release(thread)
+
+    def _open_reader(self, path: Path) -> Reader:
         try:
             # opened inside a GDAL environment of its own that ends here, so the dataset holds none:
             # rasterio's environments are per thread, and one held by a dataset opened in a tile
             # thread could neither be closed from another thread nor ever end (docs/architecture.md,
             # "GDAL state")
             with _quiet(), env_ctx_if_needed():
-                fresh = Reader(str(path))
+                return Reader(str(path))
         except GDAL_ERRORS as exc:
             raise RasterError(f"{self.path} cannot be read: {gdal_reason(exc)}") from exc
+
+    def _release(self, thread: int) -> None:
         with self._readers_lock:
-            stale, self._readers[thread] = self._readers.get(thread), fresh
-            closed = self._closed.is_set()
-        if stale is not None:
-            stale.close()  # type: ignore[no-untyped-call]  # rio-tiler's Reader.close has no annotations
-        if closed:  # closed while this one opened: do not leave it behind
-            self.close()
-            raise RasterError(f"{self.path}: the raster source is closed")
-        return fresh
+            self._busy[thread] -= 1
+            if self._busy[thread]:
+                return
+            del self._busy[thread]
+            leftover = self._leftover.pop(thread, None)
+        if leftover is not None:  # the source was closed while this thread read
+            leftover.close()  # type: ignore[no-untyped-call]  # rio-tiler's Reader.close has no annotations
 
     def close(self) -> None:
-        """Close every thread's reader; later reads raise ``RasterError``. Safe to call twice."""
+        """Close every thread's reader (a busy one as its read ends); later reads raise ``RasterError``.
+
+        Safe to call twice, and from any thread.
+        """
         with self._readers_lock:
             self._closed.set()
-            readers, self._readers = list(self._readers.values()), {}
-        for reader in readers:
+            idle = [r for t, r in self._readers.items() if t not in self._busy]
+            self._leftover.update({t: r for t, r in self._readers.items() if t in self._busy})
+            self._readers = {}
+        for reader in idle:
             reader.close()  # type: ignore[no-untyped-call]  # rio-tiler's Reader.close has no annotations
 
     @property
@@ -253,7 +280,8 @@ class RasterSource:
         key = (tuple(bands), stretch, tuple(percentiles))
         with self._lock:
             if key not in self._stats:
-                image = self._read("statistics", self._reader().preview, indexes=list(bands), max_size=STATS_MAX_SIZE)
+                with self._using() as reader:
+                    image = self._read("statistics", reader.preview, indexes=list(bands), max_size=STATS_MAX_SIZE)
                 self._stats[key] = maths.band_ranges(image.array, stretch, percentiles)
             return self._stats[key]
 
@@ -286,7 +314,8 @@ class RasterSource:
 
     def read_preview(self, max_size: int, indexes: Sequence[int]) -> ImageData:
         """Any bands decimated to at most ``max_size`` pixels across (masked array inside)."""
-        return self._read("preview", self._reader().preview, indexes=list(indexes), max_size=max_size)
+        with self._using() as reader:
+            return self._read("preview", reader.preview, indexes=list(indexes), max_size=max_size)
 
     def rgba(self, image: ImageData, style: Style) -> np.ndarray:
         """An image's ``(4, h, w)`` uint8 RGBA under ``style``."""
@@ -295,14 +324,14 @@ class RasterSource:
     def tile_rgba(self, z: int, x: int, y: int, style: Style = Style()) -> np.ndarray | None:
         """A 256 px Web Mercator tile as RGBA, or ``None`` outside the raster."""
         self.require_crs("tiles")
-        reader = self._reader()
-        if not reader.tile_exists(x, y, z):
-            return None
         bands = self.check_bands(style.bands)
-        try:
-            image = self._read("tile", reader.tile, x, y, z, tilesize=TILE_SIZE, indexes=list(bands))
-        except TileOutsideBounds:
-            return None
+        with self._using() as reader:
+            if not reader.tile_exists(x, y, z):
+                return None
+            try:
+                image = self._read("tile", reader.tile, x, y, z, tilesize=TILE_SIZE, indexes=list(bands))
+            except TileOutsideBounds:
+                return None
         return self.rgba(image, style)
 
     def tile(self, z: int, x: int, y: int, style: Style = Style(), img_format: str = "PNG") -> bytes | None:
@@ -317,10 +346,11 @@ class RasterSource:
         """The part of the raster inside ``bounds``, warped to ``dst_crs``, as RGBA."""
         self.require_crs("map overlays")
         bands = self.check_bands(style.bands)
-        image = self._read(
-            "part", self._reader().part, bounds, dst_crs=rasterio.CRS.from_user_input(dst_crs),
-            bounds_crs=rasterio.CRS.from_user_input(bounds_crs), indexes=list(bands), width=width, height=height,
-        )  # fmt: skip
+        with self._using() as reader:
+            image = self._read(
+                "part", reader.part, bounds, dst_crs=rasterio.CRS.from_user_input(dst_crs),
+                bounds_crs=rasterio.CRS.from_user_input(bounds_crs), indexes=list(bands), width=width, height=height,
+            )  # fmt: skip
         return self.rgba(image, style)
 
     def require_crs(self, what: str) -> tuple[float, float, float, float]:

@@ -30,7 +30,7 @@ import requests
 import urllib3
 
 from .errors import DownloadCancelled, DownloadError, UnsafeArchiveError
-from .httperrors import TIMEOUT, envelope_error, network_reason
+from .httperrors import TIMEOUT, download_refused, network_reason
 
 ProgressCallback = Callable[[int, int | None], None]
 Progress = bool | ProgressCallback
@@ -198,8 +198,7 @@ def _download(
                     failures = _count_failure(failures, url, DownloadError("range not satisfiable"))
                     continue
                 if answer.status_code not in (200, 206):
-                    message = envelope_error(answer)[1]
-                    raise DownloadError(f"{url.split('?')[0]} answered {answer.status_code}: {message}")
+                    raise download_refused(answer, url)
                 etag, total = answer.headers.get("ETag"), _total_of(answer)
                 offset = have if answer.status_code == 206 else 0
                 _write_meta(part, etag=etag, total=total)

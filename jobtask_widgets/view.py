@@ -212,13 +212,16 @@ class ResultsView:
         notes: Sequence[str] = (),
         *,
         owned: Sequence[RasterSource] = (),
+        fit: Sequence[tuple[float, float, float, float]] = (),
     ) -> None:
+        """See :meth:`from_files`; ``owned`` are the sources :meth:`close` closes, ``fit`` boxes
+        (west, south, east, north) the fitted view must hold besides the layers'."""
         self.rasters = {state.name: state for state in rasters}
         self.features = features
         self.aoi = aoi
         self.notes = list(notes)
         self._owned = list(owned)
-        boxes = [s.source.bounds_4326 for s in rasters if s.source.bounds_4326 is not None]
+        boxes = [s.source.bounds_4326 for s in rasters if s.source.bounds_4326 is not None] + list(fit)
         for extra in (features, aoi):
             box = mapping.collection_bounds(extra.data.get("features", [])) if extra is not None else None
             if box is not None:
@@ -259,9 +262,13 @@ class ResultsView:
         feature_file = next((p for p in files if p.suffix.lower() == ".geojson"), None) or next(
             (p for p in files if p.name == "data.json"), None
         )
+        fit = []
         if show_features and feature_file is not None:
-            labelled = label_features(read_feature_collection(feature_file)["features"], name_column, notes)
-            features = FeatureState(labelled, "features")
+            every = read_feature_collection(feature_file)["features"]
+            if every:  # an empty collection gets no layer and no toggle
+                features = FeatureState(label_features(every, name_column, notes), "features")
+                box = mapping.collection_bounds(every)  # the view fits every feature, not only those kept
+                fit = [box] if box is not None else []
         with ExitStack() as opened:  # on any error, every raster opened so far is closed again
             states = []
             for path, feature in mapping.pair_rasters(files) if show_images else []:
@@ -273,7 +280,7 @@ class ResultsView:
                     source.display_path(progress=_named(progress, source.name))
             owned = [s.source for s in states]
             opened.pop_all()  # from here on the view owns them
-        return cls(states, features, aoi_state, notes, owned=owned)
+        return cls(states, features, aoi_state, notes, owned=owned, fit=fit)
 
     def __repr__(self) -> str:
         features = len(self.features.data["features"]) if self.features is not None else 0

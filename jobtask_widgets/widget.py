@@ -278,8 +278,13 @@ class JobTaskWidget(w.VBox):
             view.close()
             raise
         results_map.layout = w.Layout(height=self.map_height, flex="1 1 auto", min_width="0")
+        try:
+            controls = LayerControls(view, on_error=self.show_error)
+        except BaseException:
+            results_map.close()  # and its view
+            raise
         old, old_controls = self.map, self.controls
-        self.map, self.controls = results_map, LayerControls(view, on_error=self.show_error)
+        self.map, self.controls = results_map, controls
         self.map_area.children = [results_map, self.controls]
         if old_controls is not None:
             old_controls.close()
@@ -295,6 +300,17 @@ class JobTaskWidget(w.VBox):
         self.progress.value = fraction
         if fraction == 1.0:
             self._phase("Drawing the map")
+
+    def close(self) -> None:
+        """Stop a running download, close the map, its controls and their rasters, then the widget."""
+        cancel = getattr(self, "_cancel", None)
+        if cancel is not None:
+            cancel.set()
+        for part in (getattr(self, "controls", None), getattr(self, "map", None)):
+            if part is not None:
+                part.close()
+        self.map = self.controls = None
+        super().close()
 
     # -- plots -------------------------------------------------------------------------------------------
     def plot(self, what: str) -> None:

@@ -152,7 +152,7 @@ class _GzipWriter(io.RawIOBase):
     def tell(self) -> int:
         return self._size  # uncompressed bytes, for tarfile
 
-    def write(self, data: bytes) -> int:  # type: ignore[override]
+    def write(self, data: bytes) -> int:  # type: ignore[override]  # RawIOBase.write takes any buffer; we copy it
         data = bytes(data)
         self._crc = zlib.crc32(data, self._crc)
         self._size += len(data)

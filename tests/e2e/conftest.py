@@ -13,13 +13,13 @@ import nbformat
 import pytest
 
 from jobtask_widgets.demo import notebook_path
+from jobtask_widgets.server.run import free_port
 from tests.e2e.browser import (
     CHROMIUM,
     LOCAL,
     MAP_NOTEBOOK,
     MULTIBAND_WIDGET_NOTEBOOK,
     RESULTS_NOTEBOOK,
-    free_port,
     require_browser,
     start,
 )

@@ -323,3 +323,19 @@ def test_an_unreachable_server_shows_in_the_header_and_errors(own_sample: Sample
     assert SAMPLE_RGB_TASK in widget.header.value and "could not be fetched" in widget.info_panel.value
     assert "Fetching the task&#x27;s metadata failed." in error_text(widget)
     assert "The server could not be reached." in error_text(widget)
+
+
+def test_a_replaced_map_and_a_closed_widget_close_their_rasters(api: Api, sample: Sample, tmp_path: Path) -> None:
+    widget = build(api.url, sample, SAMPLE_RGB_TASK, tmp_path)
+    widget.download_results_button.click()
+    finish(widget)
+    first = widget.map
+    assert first is not None
+    first_sources = [s.source for s in first.view.rasters.values()]
+    widget.download_results_button.click()  # the same results again: a new map replaces the first
+    finish(widget)
+    assert widget.map is not first and all(s.closed for s in first_sources)
+    current = [s.source for s in widget.map.view.rasters.values()]
+    assert not any(s.closed for s in current)
+    widget.close()
+    assert widget.map is None and all(s.closed for s in current)

@@ -61,3 +61,13 @@ def test_statuses_map_through_the_table_with_the_envelopes_message() -> None:
     assert type(busy) is APIError and busy.status == 503
     assert busy.message == "Service Unavailable: <html>down</html> (after 4 retries)"
     assert error_for_status(answer(200, b"{}"), "http://x/", retries=1) is None
+
+
+def test_a_read_timeout_names_the_retries_a_read_timeout_gets() -> None:
+    with socket.socket() as silent:  # accepts connections (the kernel does) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        with pytest.raises(APIError, match=r"timed out waiting for an answer \(after 2 retries\)"):
+            Client(resolve_settings(api_url=url, project_id="p", project_api_key="k"), timeout=(2.0, 0.2),
+                   retries=5, backoff=0.01)  # fmt: skip

@@ -99,3 +99,35 @@ def test_the_saved_page_draws_the_view_as_it_is_now(tmp_path: Path) -> None:
     popup = data["features"]["features"][0]["properties"]["_popup"]
     assert "&lt;b&gt;bold&lt;/b&gt;" in popup and "<b>bold</b>" not in popup
     assert "<title>&lt;script&gt;x&lt;/script&gt;</title>" in page
+
+
+def test_an_empty_collection_has_no_features_and_the_view_fits_every_feature(tmp_path: Path) -> None:
+    paths = results(tmp_path)
+    (tmp_path / "data.json").write_text('{"type": "FeatureCollection", "features": []}')
+    with ResultsView.from_files(paths) as view:
+        assert view.features is None and "features" not in view.toggles
+    far = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [13.0 + i / 1000, 52.0]},
+            "properties": {"uid": str(i)}} for i in range(6001)]  # fmt: skip
+    far[-1]["geometry"]["coordinates"] = [20.0, 60.0]  # thinned out, but the view must still hold it
+    (tmp_path / "data.json").write_text(json.dumps({"type": "FeatureCollection", "features": far}))
+    with ResultsView.from_files(paths, show_images=False) as view:
+        assert len(view.features.data["features"]) == 5000 and far[-1] not in view.features.data["features"]
+        (lat, lon), zoom = view.center, view.zoom
+        assert 55 < lat < 57 and 16 < lon < 17 and zoom <= 5
+
+
+def test_the_maps_notifiers_on_the_view_go_when_the_map_is_closed(tmp_path: Path) -> None:
+    from jobtask_widgets.mapwidget import ResultsMap
+
+    with ResultsView.from_files(results(tmp_path), aoi={"type": "Point", "coordinates": [13.4, 52.5]}) as view:
+        states = [*view.rasters.values(), view.features, view.aoi]
+
+        def notifiers() -> list[int]:
+            return [len(s._trait_notifiers.get(name, {}).get("change", [])) for s in states for name in s.trait_names()]
+
+        before = notifiers()
+        m = ResultsMap(view)
+        assert notifiers() != before
+        m.close()
+        assert notifiers() == before  # nothing of the closed map is left listening on the view
+        assert not any(s.source.closed for s in view.rasters.values())  # the view was not the map's to close
