@@ -219,9 +219,8 @@ class ResultsMap(ipyleaflet.Map):
             step()
         for layer in getattr(self, "raster_layers", {}).values():
             layer.close()
-        for extra in (getattr(self, "feature_layer", None), getattr(self, "aoi_layer", None)):
-            if extra is not None:
-                extra.close()
+        # the GeoJSON layers are left to the map: closing one in a shown map makes ipyleaflet's front
+        # end throw "Widget is not attached" (seen in JupyterLab); their links to the view are gone
         panel = getattr(self, "panel", None)
         if panel is not None:
             panel.close()
