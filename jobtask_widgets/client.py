@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -177,7 +178,9 @@ class Client:
             form = {"grant_type": "password", "username": s.username, "password": s.password}
             auth = None
         else:
-            form, auth = {"grant_type": "client_credentials"}, (s.project_id or "", s.project_api_key or "")
+            # OAuth (RFC 6749, 2.3.1) form-encodes the client id and secret before HTTP Basic
+            form = {"grant_type": "client_credentials"}
+            auth = (quote_plus(s.project_id or ""), quote_plus(s.project_api_key or ""))
         url = f"{s.api_url}/oauth/token"
         answer = self._send("POST", url, data=form, auth=auth)
         refused = credentials_refused(answer, url)

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import transfer
 from .client import Client, default_client
-from .errors import APIError, DownloadCancelled, NotFoundError
+from .errors import APIError, DownloadCancelled, DownloadError, NotFoundError
+from .unpack import unpack
 
 if TYPE_CHECKING:
     import geopandas
@@ -112,8 +113,9 @@ class JobTask:
         *,
         progress: transfer.Progress = True,
         cancel: threading.Event | None = None,
+        max_unpacked_bytes: int | None = None,
     ) -> list[str]:
-        """Download and unpack the task's results.
+        """Download, verify and unpack the task's results.
 
         Args:
             output_directory: Where to unpack; default ``project_{p}/job_{j}/jobtask_{t}/``
@@ -121,6 +123,9 @@ class JobTask:
             progress: ``True`` for a progress bar, ``False`` for none, or a callable
                 ``(done_bytes, total_bytes_or_None)``.
             cancel: An event that stops the download when set (from any thread).
+            max_unpacked_bytes: How many bytes the archive may unpack to; default
+                ``$JOBTASK_MAX_UNPACKED_BYTES``, else 100 times the archive's size (at most
+                200 GiB): give it for results that compress better than that.
 
         Returns:
             The absolute paths of the unpacked files, in archive order (``output/`` removed).
@@ -128,8 +133,10 @@ class JobTask:
         Raises:
             DownloadCancelled: when ``cancel`` was set before the files were unpacked; nothing
                 partial is left.
-            DownloadError: when the transfer fails after its retries.
-            UnsafeArchiveError: when the archive holds a member that must not be unpacked.
+            DownloadError: when the transfer fails after its retries, what arrived does not match
+                the server's SHA-256 twice, or the archive is damaged (nothing damaged is kept).
+            UnsafeArchiveError: when the archive holds a member that must not be unpacked, or would
+                not fit (the output folder is left as it was).
         """
         folder = Path(output_directory) if output_directory is not None else self.default_directory
         folder.mkdir(parents=True, exist_ok=True)
@@ -145,7 +152,13 @@ class JobTask:
         )
         if cancel is not None and cancel.is_set():
             raise DownloadCancelled(f"results {self.jobtask_id[:8]}: cancelled")
-        self.results = [str(p) for p in transfer.unpack(got.path, folder)]
+        try:
+            files = unpack(got.path, folder, max_unpacked_bytes=max_unpacked_bytes)
+        except (DownloadError, ValueError):
+            transfer.discard(got.path)  # damaged or refused: never kept, never reused
+            raise
+        transfer.mark_verified(got.path)  # it unpacked cleanly (CRC, and the digest if stated)
+        self.results = [str(p) for p in files]
         return self.results
 
     def download_quicklooks(

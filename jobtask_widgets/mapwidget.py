@@ -96,7 +96,7 @@ class ResultsMap(ipyleaflet.Map):
         return self.panel.opacities if self.panel is not None else {}
 
     def _geojson(self, state: FeatureState, **options: Any) -> ipyleaflet.GeoJSON:
-        layer = ipyleaflet.GeoJSON(data=state.data, name=state.name, visible=state.visible, **options)
+        layer = ipyleaflet.GeoJSON(data=drawn(state.data), name=state.name, visible=state.visible, **options)
         # GeoJSON's own ``visible`` clears and redraws its features in place; removing the layer
         # instead makes ipyleaflet's front end throw when its popup was never opened
         link = w.dlink((state, "visible"), (layer, "visible"))
@@ -117,10 +117,13 @@ class ResultsMap(ipyleaflet.Map):
         )
 
         def on_click(feature: dict[str, Any] | None = None, **_: Any) -> None:
-            properties = dict((feature or {}).get("properties") or {})
+            # the drawn feature carries only its label and index; the popup shows the view's own data
+            index = ((feature or {}).get("properties") or {}).get("_index")
+            if not isinstance(index, int) or not 0 <= index < len(state.data["features"]):
+                return
+            properties = dict(state.data["features"][index].get("properties") or {})
             label = properties.pop("_label", "")
-            # ipyleaflet adds each feature's "style"; it is not the data's
-            popup.value = f"<b>{html.escape(str(label))}</b>" + mapping.popup_html(properties, hidden=("style",))
+            popup.value = f"<b>{html.escape(str(label))}</b>" + mapping.popup_html(properties)
 
         def on_hover(feature: dict[str, Any] | None = None, **_: Any) -> None:
             self._hover.value = html.escape(str(((feature or {}).get("properties") or {}).get("_label", "")))
@@ -239,6 +242,20 @@ def screen_size(pixel_bounds: Any, default: tuple[int, int] = (1024, 768)) -> tu
     if width <= 0 or height <= 0:
         return default
     return min(width, 2048), min(height, 2048)
+
+
+def drawn(collection: dict[str, Any]) -> dict[str, Any]:
+    """What ipyleaflet gets of a FeatureCollection: geometries, each feature's label and index.
+
+    ipyleaflet reads keys of its own (``style``, ...) from a feature's properties, so the data's
+    properties never reach it: a property named ``style`` stays data, shown in the popup.
+    """
+    features = []
+    for index, feature in enumerate(collection.get("features") or []):
+        label = (feature.get("properties") or {}).get("_label")
+        properties: dict[str, Any] = {"_index": index} if label is None else {"_index": index, "_label": label}
+        features.append({"type": "Feature", "geometry": feature.get("geometry"), "properties": properties})
+    return {"type": "FeatureCollection", "features": features}
 
 
 def colour_bar_html(state: RasterState) -> str:

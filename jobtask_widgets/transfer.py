@@ -1,35 +1,38 @@
-"""Streamed, resumable downloads and safe unpacking of results archives.
+"""Streamed, resumable, verified downloads of results archives.
 
 Downloads stream to a hidden ``.part`` file beside the target, with a small ``.json`` sidecar
 holding the server's ETag; an interrupted transfer resumes with ``Range`` + ``If-Range``; the
 size is checked against what the server announced; the file is renamed into place only when
-complete; a complete file whose ETag and size still match is not fetched again. Memory stays
-flat: the body is copied in 1 MiB chunks.
+complete. Memory stays flat: the body is copied in 1 MiB chunks.
 
-Archives are never trusted: every member is checked before a byte of it is written, into a
-temporary folder beside the destination, and moved into place only when all went well.
+Every download is hashed (SHA-256) while it streams. When the server states the digest of what
+it serves (RFC 9530 ``Repr-Digest: sha-256=:<base64>:``), a mismatch discards the file and it is
+fetched once more from the start; a second mismatch raises ``DownloadError``. A complete file is
+reused without fetching it again only when the caller marked it verified (``mark_verified``,
+after it unpacked cleanly), the server's ETag, size and digest still match it, and its bytes,
+hashed again, are the ones verified; ``discard``
+removes a file that failed its checks, so damaged bytes are never kept or reused. Unpacking is
+``unpack.py``'s.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
-import shutil
-import stat
-import tarfile
-import tempfile
+import re
 import threading
 import time
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import IO, Any, Literal
+from pathlib import Path
+from typing import Any
 
 import requests
 import urllib3
 
-from .errors import DownloadCancelled, DownloadError, UnsafeArchiveError
+from .errors import DownloadCancelled, DownloadError
 from .httperrors import TIMEOUT, download_refused, network_reason
 
 ProgressCallback = Callable[[int, int | None], None]
@@ -95,7 +98,33 @@ class Downloaded:
     path: Path
     size: int
     etag: str | None
-    fetched: bool  # False when the file on disk was already complete and current
+    fetched: bool  # False when the file on disk was already complete, verified and current
+    sha256: str  # hex digest of the bytes on disk
+    digest_checked: bool  # True when the server stated a digest and the bytes matched it
+
+
+DIGEST = re.compile(r"(?:^|,)\s*sha-256\s*=\s*:([A-Za-z0-9+/]{43}=):\s*(?=,|$)")
+
+
+def stated_sha256(answer: requests.Response) -> str | None:
+    """The hex SHA-256 a ``Repr-Digest`` header states, or ``None`` without a (well-formed) one."""
+    found = DIGEST.search(answer.headers.get("Repr-Digest", ""))
+    return base64.b64decode(found.group(1)).hex() if found else None
+
+
+def mark_verified(path: str | os.PathLike[str]) -> None:
+    """Record that a downloaded file passed the caller's checks (e.g. it unpacked cleanly): it may be reused."""
+    path = Path(path)
+    meta = _read_meta(path)
+    if meta.get("total") == path.stat().st_size:
+        _write_meta(path, **{**meta, "verified": True})
+
+
+def discard(path: str | os.PathLike[str]) -> None:
+    """Remove a downloaded file (and its sidecar and partial file) that failed its checks."""
+    path = Path(path)
+    for leftover in (path, _meta_path(path), part_path(path), _meta_path(part_path(path))):
+        leftover.unlink(missing_ok=True)
 
 
 def part_path(target: Path) -> Path:
@@ -172,12 +201,14 @@ def _download(
     timeout: tuple[float, float],
 ) -> Downloaded:
     report.check()
-    url, renewed, failures = get_url(), False, 0
+    url, renewed, failures, mismatches = get_url(), False, 0, 0
     try:
         existing = _current_copy(session, url, target, timeout)
         if existing is not None:
             report(existing.size, existing.size)
             return existing
+        target.unlink(missing_ok=True)  # not verified, or no longer the server's: fetched anew
+        _meta_path(target).unlink(missing_ok=True)
         while True:
             headers = {}
             part_meta = _read_meta(part)
@@ -199,11 +230,12 @@ def _download(
                     continue
                 if answer.status_code not in (200, 206):
                     raise download_refused(answer, url)
-                etag, total = answer.headers.get("ETag"), _total_of(answer)
+                etag, total, stated = answer.headers.get("ETag"), _total_of(answer), stated_sha256(answer)
                 offset = have if answer.status_code == 206 else 0
                 _write_meta(part, etag=etag, total=total)
+                digest = _hash_prefix(part, offset)
                 try:
-                    done = _copy_body(answer, part, offset, total, report)
+                    done = _copy_body(answer, part, offset, total, report, digest)
                 except TRANSIENT as exc:
                     failures = _count_failure(failures, url, exc)
                     continue
@@ -212,30 +244,64 @@ def _download(
                 continue
             if total is not None and done != total:
                 part.unlink(missing_ok=True)
+                _meta_path(part).unlink(missing_ok=True)
                 raise DownloadError(f"{url.split('?')[0]}: received {done} bytes, the server announced {total}")
+            if stated is not None and digest.hexdigest() != stated:
+                part.unlink(missing_ok=True)  # damaged on the way: never kept
+                _meta_path(part).unlink(missing_ok=True)
+                mismatches += 1
+                if mismatches > 1:
+                    raise DownloadError(
+                        f"{url.split('?')[0]}: what arrived does not match the SHA-256 the server states "
+                        "(Repr-Digest), twice; nothing was kept"
+                    )
+                continue  # once more, from the start
             part.replace(target)
             _meta_path(part).unlink(missing_ok=True)
-            _write_meta(target, etag=etag, total=done)
-            return Downloaded(target, done, etag, fetched=True)
+            _write_meta(target, etag=etag, total=done, sha256=digest.hexdigest(), verified=False)
+            return Downloaded(target, done, etag, fetched=True, sha256=digest.hexdigest(),
+                              digest_checked=stated is not None)  # fmt: skip
     finally:
         report.close()
 
 
 def _current_copy(session: requests.Session, url: str, target: Path, timeout: tuple[float, float]) -> Downloaded | None:
-    """``target`` when it is complete and a HEAD shows the same ETag and size on the server."""
+    """``target`` when it was verified and a HEAD shows the same ETag, size and digest on the server."""
     meta = _read_meta(target)
-    if not target.is_file() or not meta.get("etag") or meta.get("total") != target.stat().st_size:
+    if not target.is_file() or not meta.get("verified") or not meta.get("etag"):
+        return None
+    if meta.get("total") != target.stat().st_size:
         return None
     try:
         head = session.head(url, timeout=timeout)
     except TRANSIENT:
         return None
-    if head.status_code == 200 and head.headers.get("ETag") == meta["etag"] and _total_of(head) == meta["total"]:
-        return Downloaded(target, meta["total"], meta["etag"], fetched=False)
-    return None
+    stated = stated_sha256(head)
+    same = head.headers.get("ETag") == meta["etag"] and _total_of(head) == meta["total"]
+    if head.status_code != 200 or not same or (stated is not None and stated != meta.get("sha256")):
+        return None
+    # the bytes on disk are hashed again: a copy damaged since it was verified is fetched anew
+    if _hash_prefix(target, meta["total"]).hexdigest() != meta.get("sha256"):
+        return None
+    return Downloaded(target, meta["total"], meta["etag"], fetched=False, sha256=str(meta["sha256"]),
+                      digest_checked=stated is not None)  # fmt: skip
 
 
-def _copy_body(answer: requests.Response, part: Path, offset: int, total: int | None, report: _Reporter) -> int:
+def _hash_prefix(part: Path, offset: int) -> Any:
+    """A SHA-256 of the first ``offset`` bytes of ``part`` (what a resumed download already holds)."""
+    digest = hashlib.sha256()
+    if offset:
+        with open(part, "rb") as kept:
+            left = offset
+            while left and (chunk := kept.read(min(CHUNK, left))):
+                digest.update(chunk)
+                left -= len(chunk)
+    return digest
+
+
+def _copy_body(
+    answer: requests.Response, part: Path, offset: int, total: int | None, report: _Reporter, digest: Any = None
+) -> int:
     done = offset
     report(done, total)
     with open(part, "r+b" if offset else "wb") as out:
@@ -244,6 +310,8 @@ def _copy_body(answer: requests.Response, part: Path, offset: int, total: int | 
         # read1 hands over whatever has arrived, so a cut loses nothing that reached us
         while chunk := answer.raw.read1(CHUNK):
             out.write(chunk)
+            if digest is not None:
+                digest.update(chunk)
             done += len(chunk)
             report(done, total)
     return done
@@ -256,174 +324,6 @@ def _count_failure(failures: int, url: str, exc: Exception) -> int:
         raise DownloadError(f"{url.split('?')[0]}: transfer failed after {RESUMES} resumes: {reason}") from exc
     time.sleep(min(RESUME_BACKOFF * 2 ** (failures - 1), 8.0))
     return failures
-
-
-# -- unpacking -----------------------------------------------------------------------------------------
-
-ArchiveKind = Literal["tar.gz", "tar", "zip"]
-
-
-def sniff(path: Path) -> ArchiveKind:
-    """The archive's kind from its first bytes, not its name.
-
-    Raises:
-        UnsafeArchiveError: when it is none of .tar.gz, .tar or .zip.
-    """
-    with open(path, "rb") as f:
-        head = f.read(512)
-    if head[:2] == b"\x1f\x8b":
-        return "tar.gz"
-    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
-        return "zip"
-    if len(head) >= 262 and head[257:262] == b"ustar":
-        return "tar"
-    raise UnsafeArchiveError(f"{path.name} is not a .tar.gz, .tar or .zip archive (starts with {head[:8]!r})")
-
-
-def safe_member_path(name: str, strip_prefix: str = "output/") -> PurePosixPath:
-    """The relative path a member may be written to (``strip_prefix`` removed once, if leading).
-
-    Raises:
-        UnsafeArchiveError: for absolute paths, ``..``, drive letters, backslashes, NUL bytes.
-    """
-    if not name or "\x00" in name or "\\" in name:
-        raise UnsafeArchiveError(f"archive member {name!r} has an unsafe name")
-    path = PurePosixPath(name)
-    if path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0]):
-        raise UnsafeArchiveError(f"archive member {name!r} would be written outside the output folder")
-    text = path.as_posix()
-    if strip_prefix and text.startswith(strip_prefix):
-        text = text[len(strip_prefix) :]
-    rel = PurePosixPath(text)
-    if text in ("", ".") or rel.parts[0] == ".":
-        raise UnsafeArchiveError(f"archive member {name!r} has no file name")
-    return rel
-
-
-def unpack(
-    archive: str | os.PathLike[str],
-    destination: str | os.PathLike[str],
-    *,
-    strip_prefix: str = "output/",
-    max_bytes: int = MAX_UNPACKED_BYTES,
-    max_ratio: float = MAX_RATIO,
-) -> list[Path]:
-    """Unpack a results archive safely; return the unpacked files in archive order.
-
-    Members are checked before they are written: absolute paths, ``..``, links, devices and
-    anything but regular files and folders raise; the unpacked total may not exceed ``max_bytes``
-    nor ``max_ratio`` times the archive's size. Everything is written to a temporary folder
-    beside ``destination`` and moved into place at the end, so a refused archive leaves nothing.
-
-    Raises:
-        UnsafeArchiveError: for a member that must not be unpacked, or a bomb.
-        DownloadError: when the archive is damaged.
-    """
-    archive, destination = Path(archive), Path(destination)
-    kind = sniff(archive)
-    size = archive.stat().st_size
-    limit = min(max_bytes, int(max_ratio * max(size, 1)))
-    why = (
-        f"{archive.name} unpacks to more than {limit} bytes, the cap for this archive "
-        f"({max_ratio:g}x its {size} bytes, at most {max_bytes} bytes): refused as a possible archive bomb"
-    )
-    destination.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".unpacking-", dir=destination))
-    try:
-        budget = _Budget(limit, why)
-        if kind == "zip":
-            members = _unpack_zip(archive, staging, strip_prefix, budget)
-        else:
-            members = _unpack_tar(archive, kind, staging, strip_prefix, budget)
-        return _move_into_place(staging, destination, members)
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
-        if isinstance(exc, UnsafeArchiveError):
-            raise
-        raise DownloadError(f"the archive {archive.name} is damaged: {exc}") from exc
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-class _Budget:
-    """The bytes an archive may still unpack to."""
-
-    def __init__(self, limit: int, why: str) -> None:
-        self.left, self.why = limit, why
-
-    def spend(self, n: int) -> None:
-        self.left -= n
-        if self.left < 0:
-            raise UnsafeArchiveError(self.why)
-
-
-def _copy_capped(src: IO[bytes], dst_path: Path, budget: _Budget) -> None:
-    dst_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(dst_path, "wb") as dst:
-        while chunk := src.read(CHUNK):
-            budget.spend(len(chunk))
-            dst.write(chunk)
-
-
-def _unpack_tar(archive: Path, kind: ArchiveKind, staging: Path, strip: str, budget: _Budget) -> list[PurePosixPath]:
-    members = []
-    with tarfile.open(archive, mode="r|gz" if kind == "tar.gz" else "r|") as tar:
-        for member in tar:
-            rel = safe_member_path(member.name, strip)
-            if member.isdir():
-                continue
-            if not member.isreg():
-                kind_name = "link" if member.issym() or member.islnk() else "device or special file"
-                raise UnsafeArchiveError(
-                    f"archive member {member.name!r} is a {kind_name}; only regular files are accepted"
-                )
-            if member.size > budget.left:
-                budget.spend(member.size)  # refuse on the header, before writing
-            source = tar.extractfile(member)
-            if source is None:
-                raise UnsafeArchiveError(f"archive member {member.name!r} has no data")
-            _copy_capped(source, staging / rel, budget)
-            members.append(rel)
-    return members
-
-
-def _unpack_zip(archive: Path, staging: Path, strip: str, budget: _Budget) -> list[PurePosixPath]:
-    members = []
-    with zipfile.ZipFile(archive) as zf:
-        infos = zf.infolist()
-        for info in infos:  # check every member before writing any
-            safe_member_path(info.filename, strip)
-            file_type = stat.S_IFMT(info.external_attr >> 16)  # 0 when the zip names no type: a plain file
-            if file_type not in (0, stat.S_IFREG, stat.S_IFDIR):
-                kind_name = "link" if file_type == stat.S_IFLNK else "device or special file"
-                raise UnsafeArchiveError(
-                    f"archive member {info.filename!r} is a {kind_name}; only regular files are accepted"
-                )
-        budget.spend(0)
-        if sum(i.file_size for i in infos) > budget.left:
-            budget.spend(budget.left + 1)  # the headers already tell: refuse before writing
-        for info in infos:
-            if info.is_dir():
-                continue
-            rel = safe_member_path(info.filename, strip)
-            with zf.open(info) as source:
-                _copy_capped(source, staging / rel, budget)
-            members.append(rel)
-    return members
-
-
-def _move_into_place(staging: Path, destination: Path, members: list[PurePosixPath]) -> list[Path]:
-    root = destination.resolve()
-    placed = []
-    for rel in dict.fromkeys(members):  # in archive order, once each
-        final = destination / rel
-        if not final.parent.resolve().is_relative_to(root):
-            raise UnsafeArchiveError(f"archive member {rel} would be written through a link out of {destination}")
-        if final.is_dir() and not final.is_symlink():
-            raise UnsafeArchiveError(f"archive member {rel} would replace the folder {final}")
-        final.parent.mkdir(parents=True, exist_ok=True)
-        (staging / rel).replace(final)
-        placed.append(final.resolve())
-    return placed
 
 
 def fetch_small(

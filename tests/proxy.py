@@ -3,7 +3,8 @@
 It forwards every request to the upstream server unchanged (Host header included, so signed
 URLs point back at the proxy) and records what it saw. Rules, consumed in order, make it answer
 a status of its own (503, 429 with Retry-After), cut a response after some bytes, forward it
-slowly, or serve other bytes in place of an archive: the misbehaving network and servers a real client meets.
+slowly, flip one byte of it, drop some of its headers, or serve other bytes in place of an archive: the
+misbehaving network and servers a real client meets.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class Rule:
     cut_after: int | None = None  # forward only this many body bytes, then drop the connection
     body: bytes | None = None  # serve these bytes (200) instead of forwarding
     rate: int | None = None  # forward the body at this many bytes per second (a slow network)
+    flip_at: int | None = None  # flip the bits of the body byte at this offset (negative: from the end), length kept
+    drop_headers: tuple[str, ...] = ()  # answer headers not forwarded (e.g. a server that states no digest)
 
 
 @dataclass
@@ -121,12 +124,18 @@ class FaultProxy:
         answer = conn.getresponse()
         seen.status = answer.status
         h.send_response(answer.status)
+        dropped = {name.lower() for name in (rule.drop_headers if rule is not None else ())}
         for key, value in answer.getheaders():
-            if key.lower() not in HOP_BY_HOP:
+            if key.lower() not in HOP_BY_HOP | dropped:
                 h.send_header(key, value)
         h.end_headers()
         sent, limit = 0, rule.cut_after if rule is not None else None
+        flip = rule.flip_at if rule is not None else None
+        if flip is not None and flip < 0:
+            flip += int(answer.getheader("Content-Length") or 0)
         while chunk := answer.read(64 * 1024):
+            if flip is not None and sent <= flip < sent + len(chunk):
+                chunk = chunk[: flip - sent] + bytes([chunk[flip - sent] ^ 0xFF]) + chunk[flip - sent + 1 :]
             if limit is not None and sent + len(chunk) >= limit:
                 h.wfile.write(chunk[: limit - sent])
                 h.wfile.flush()

@@ -16,6 +16,7 @@ import jobtask_widgets as jw
 from jobtask_widgets.client import Client, resolve_settings
 from jobtask_widgets.errors import APIError, AuthenticationError, NotFoundError
 from jobtask_widgets.sample import SAMPLE_USERS, Sample
+from jobtask_widgets.server import BackgroundServer, create_app
 from tests.helpers import Api, login
 from tests.proxy import FaultProxy
 
@@ -178,3 +179,14 @@ def test_results_json_as_dict_and_as_the_same_geodataframe_as_from_features(api:
         assert isinstance(frame, gpd.GeoDataFrame)
         assert frame.crs.to_epsg() == 4326
         assert_geodataframe_equal(frame, gpd.GeoDataFrame.from_features(raw, crs="EPSG:4326"), check_like=True)
+
+
+@pytest.mark.parametrize("key", ["key+with+plus", "100%real", "a b&c=d:e/f"])
+def test_api_keys_with_form_characters_log_in(own_sample: Sample, tmp_path: Path, key: str) -> None:
+    credentials = own_sample.root / "credentials.json"
+    credentials.write_text(json.dumps({**json.loads(credentials.read_text()), "project_api_key": key}))
+    with BackgroundServer(create_app(own_sample.root, cache_dir=tmp_path / "cache")) as server:
+        client = Client(resolve_settings(api_url=server.url, project_id=own_sample.project_id, project_api_key=key))
+        assert client.list_tasks(own_sample.project_id, own_sample.job_id)  # logged in with the key as it is
+        with pytest.raises(AuthenticationError, match="project id or API key is wrong"):
+            Client(resolve_settings(api_url=server.url, project_id=own_sample.project_id, project_api_key=key + "x"))

@@ -122,3 +122,19 @@ def test_a_blocks_geojson_is_shown_instead_of_data_json(task: jw.JobTask) -> Non
     m = task.map_results()
     assert [f["properties"]["_label"] for f in m.feature_layer.data["features"]] == ["mine"]
     assert list(m.raster_layers) == ["scene (landsat7_etm_rgb.tif)"]  # still paired through data.json
+
+
+def test_properties_named_like_ipyleaflets_own_keys_stay_data(task: jw.JobTask) -> None:
+    data = Path(next(p for p in task.results if p.endswith("data.json")))
+    collection = json.loads(data.read_text())
+    collection["features"][4]["properties"].update(style="bold; not a style", hover_style=3, popup="<i>x</i>")
+    data.write_text(json.dumps(collection))
+    m = task.map_results()
+    drawn = next(f for f in m.feature_layer.data["features"] if f["properties"]["_label"] == "det-004")
+    # ipyleaflet gets no property of the data (it puts its own "style" dict on what it draws)
+    assert set(drawn["properties"]) <= {"_label", "_index", "style"} and isinstance(
+        drawn["properties"].get("style", {}), dict
+    )
+    m.feature_layer._handle_mouse_events(None, {"event": "click", "feature": drawn}, [])
+    text = m.feature_layer.popup.value
+    assert ">style</th><td" in text and "bold; not a style" in text and "&lt;i&gt;x&lt;/i&gt;" in text
