@@ -146,6 +146,17 @@ UNSAFE = {
     "zip symlink": (zip_bytes(("output/link", b"/etc/passwd", stat.S_IFLNK | 0o777)), "is a link"),
     "zip bomb": (zip_bytes(("output/zeros.bin", bytes(64 << 20), None), method=zipfile.ZIP_LZMA), "archive bomb"),
     "not an archive": (b"<html><body>Service unavailable</body></html>", "is not a .tar.gz, .tar or .zip"),
+    "tar.gz bomb": (tar_bytes(GOOD, (member("output/zeros"), bytes(64 << 20))), "archive bomb"),
+    "too many members": (
+        tar_bytes(GOOD, *[(member(f"output/{i}"), b"") for i in range(20_001)]),
+        "more than 20000 members",
+    ),
+    "newline name": (tar_bytes(GOOD, (member("output/a\nb.tif"), b"x")), "unsafe name"),
+    "right-to-left override": (tar_bytes(GOOD, (member("output/evil\u202egnp.exe"), b"x")), "unsafe name"),
+    "duplicate names": (
+        tar_bytes(GOOD, (member("output/a.tif"), b"1"), (member("output/a.tif"), b"2")),
+        "appears twice",
+    ),
 }
 
 
