@@ -221,7 +221,7 @@ def show(fig: Figure) -> None:
         # a PNG, whatever the kernel's matplotlib backend (a bare Figure has no inline formatter)
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=fig.dpi)
-        display(Image(data=buffer.getvalue(), format="png"))  # type: ignore[no-untyped-call]  # IPython: no annotations
+        display(Image(data=buffer.getvalue(), format="png"))
         return
     import matplotlib.pyplot as plt
 
