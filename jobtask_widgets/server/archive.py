@@ -3,50 +3,99 @@
 Members are the regular files of ``output/``, each named ``output/<relative path>``, in sorted
 order, with normalised owners and modes, so the same output gives the same bytes. A file that
 does not compress (a deflated GeoTIFF, a JPEG) goes into the gzip stream as stored deflate
-blocks, at disk speed, instead of being squeezed by 1 % at 50 MB/s; the rest is compressed. An archive is
-keyed by a fingerprint of the files (paths, sizes, modification times): a changed output gets
-a new archive and a new ETag, an unchanged one is never rebuilt. Concurrent first requests,
-from threads or from several workers, build it once: the builder holds an exclusive ``flock``
-on a lock file beside it, and the archive appears by an atomic rename.
+blocks, at disk speed, instead of being squeezed by 1 % at 50 MB/s; the rest is compressed. An
+archive is keyed by a fingerprint of the files (paths, sizes, modification times): a changed
+output gets a new archive and a new ETag, an unchanged one is never rebuilt.
+
+The cache folder of a task holds, by name:
+
+- ``KEY-SHA256.tar.gz``: a finished archive; ``SHA256`` is the hex SHA-256 of its bytes,
+  computed while it was written (the ``Repr-Digest`` of its answers), so the digest and the
+  bytes appear together, by one atomic rename;
+- ``KEY.lock``: held (``flock``) while ``KEY`` is built, so concurrent first requests, from
+  threads or from several workers, build it once; the builder removes it when it is done;
+- ``.building-*.tmp``: a build under way, also held by its builder; no cleanup pattern of
+  finished archives matches it.
+
+A build reads one consistent snapshot: each file is opened once (inside the task's own
+``output/``), its size and time are taken from the open file before and after it is copied,
+and what was read must be the fingerprint the archive is named by; otherwise the build starts
+again from a new listing, at most :data:`MAX_BUILDS` times, then fails with a
+:class:`~jobtask_widgets.errors.StoreError`. A truncated or mixed member is never published.
+After a build, finished archives of other keys are removed (a download already under way keeps
+reading its open file), and so are lock files and abandoned builds that nobody holds.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import fcntl
 import hashlib
 import io
 import logging
 import os
+import re
 import struct
 import tarfile
 import tempfile
 import time
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Protocol
 
-from .store import TaskRef
+from ..errors import StoreError
+from .store import OpenFile, TaskRef, open_inside
 
 log = logging.getLogger("jobtask_widgets.server")
+
+MAX_BUILDS = 3  # builds of one request before it gives up on an output that keeps changing
+ABANDONED_AFTER = 60.0  # seconds before an unheld .building-*.tmp counts as a crashed build's
+_ARCHIVE = re.compile(r"(?P<key>[0-9a-f]{32})(?:-(?P<sha256>[0-9a-f]{64}))?\.tar\.gz")
+_LOCK = re.compile(r"[0-9a-f]{32}\.lock")
+_TEMP_PREFIX, _TEMP_SUFFIX = ".building-", ".tmp"
+
+Listing = list[tuple[str, Path]]
 
 
 @dataclass(frozen=True)
 class Archive:
-    """A built archive on disk."""
+    """A built archive on disk.
+
+    Attributes:
+        path: Where it is (it may be removed once a newer one is built; keep it open to read it).
+        etag: Its ETag, the quoted fingerprint.
+        size: Its size in bytes.
+        sha256: The SHA-256 of its bytes.
+    """
 
     path: Path
     etag: str
     size: int
+    sha256: bytes
+
+    @property
+    def repr_digest(self) -> str:
+        """The ``Repr-Digest`` header's value (RFC 9530): ``sha-256=:<base64>:``."""
+        return f"sha-256=:{base64.b64encode(self.sha256).decode()}:"
 
 
-def fingerprint(files: list[tuple[str, Path]]) -> str:
+def _line(rel: str, st: os.stat_result) -> bytes:
+    return f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode()
+
+
+def fingerprint(files: Listing) -> str:
     """A short hash of the files' relative paths, sizes and modification times."""
     digest = hashlib.sha256()
     for rel, path in files:
-        st = path.stat()
-        digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        digest.update(_line(rel, path.stat()))
     return digest.hexdigest()[:32]
+
+
+class _Changed(Exception):
+    """The files changed while they were listed or read: build again from a new listing."""
 
 
 class ArchiveCache:
@@ -59,51 +108,254 @@ class ArchiveCache:
     def __init__(self, cache_dir: str | os.PathLike[str]) -> None:
         self.folder = Path(cache_dir) / "archives"
 
-    def get(self, ref: TaskRef, files: list[tuple[str, Path]]) -> Archive:
-        """The archive of ``files`` for task ``ref``, built if it is not in the cache yet."""
-        key = fingerprint(files)
-        folder = self.folder / ref.project_id / ref.job_id / ref.task_id
-        target = folder / f"{key}.tar.gz"
-        if not target.is_file():
-            folder.mkdir(parents=True, exist_ok=True)
-            with open(folder / f"{key}.lock", "w") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                if not target.is_file():  # another builder may have finished meanwhile
-                    self._build(ref, files, target)
-            for stale in folder.glob("*.tar.gz"):
-                if stale != target:
-                    stale.unlink(missing_ok=True)
-        return Archive(target, f'"{key}"', target.stat().st_size)
+    def get(self, ref: TaskRef, files: Listing | Callable[[], Listing], *, within: Path | None = None) -> Archive:
+        """The archive of ``files`` for task ``ref``, built if it is not in the cache yet.
 
-    @staticmethod
-    def _build(ref: TaskRef, files: list[tuple[str, Path]], target: Path) -> None:
-        started = time.perf_counter()
-        fd, tmp = tempfile.mkstemp(prefix=".building-", suffix=".tar.gz", dir=target.parent)
+        See :meth:`open`; this one closes the archive at once.
+        """
+        archive, opened = self.open(ref, files, within=within)
+        opened.close()
+        return archive
+
+    def open(
+        self, ref: TaskRef, files: Listing | Callable[[], Listing], *, within: Path | None = None
+    ) -> tuple[Archive, OpenFile]:
+        """The archive of task ``ref``, opened for reading, built first if it is not in the cache.
+
+        Args:
+            ref: The task.
+            files: Its files, ``(path relative to output/, path)``, or a function that lists
+                them (called again when they change during a build).
+            within: The folder every file must really be in, links followed (the task's own
+                ``output/``, resolved); ``None``: each file's own folder.
+
+        Raises:
+            StoreError: when the files kept changing over :data:`MAX_BUILDS` builds.
+        """
+        listing = files if callable(files) else lambda: files
+        folder = self.folder / ref.project_id / ref.job_id / ref.task_id
+        for _ in range(MAX_BUILDS):
+            current = listing()
+            try:
+                key = fingerprint(current)
+            except FileNotFoundError:  # a file went away since it was listed
+                continue
+            found = _open_built(folder, key)
+            if found is not None:
+                return found
+            folder.mkdir(parents=True, exist_ok=True)
+            with _exclusive(folder / f"{key}.lock"):
+                found = _open_built(folder, key)  # another builder may have finished meanwhile
+                if found is not None:
+                    return found
+                try:
+                    built = _build(ref, current, folder, key, within)
+                except _Changed:
+                    continue
+            _remove_stale(folder, keep=built[0].path.name)
+            return built
+        raise StoreError(
+            f"the output of {ref} kept changing while its archive was built ({MAX_BUILDS} tries); "
+            "ask again once it is complete"
+        )
+
+
+def _open_built(folder: Path, key: str) -> tuple[Archive, OpenFile] | None:
+    """The finished archive of ``key``, opened, or None when there is none (any more)."""
+    try:
+        names = sorted(entry.name for entry in folder.iterdir())
+    except FileNotFoundError:
+        return None
+    for name in names:
+        match = _ARCHIVE.fullmatch(name)
+        if match is None or match["key"] != key or match["sha256"] is None:
+            continue
+        path = folder / name
+        opened = open_inside(path, folder.resolve(), "application/gzip")
+        if opened is not None:
+            archive = Archive(path, f'"{key}"', opened.stat.st_size, bytes.fromhex(match["sha256"]))
+            return archive, opened
+    return None
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the lock file ``path``; remove the file when done.
+
+    A lock file may be removed by its holder (when done) or by a cleanup that could take it
+    (nobody holds it): whoever then gets the lock of a removed file tries again on a new one,
+    so two holders of one key never overlap.
+    """
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
         try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if _same_file(fd, path):
+                break
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()  # while it is held: a waiter finds it removed and starts over
+        os.close(fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        on_disk, held = path.stat(), os.fstat(fd)
+    except FileNotFoundError:
+        return False
+    return (on_disk.st_dev, on_disk.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _remove_if_unheld(path: Path, *, older_than: float | None = None) -> None:
+    """Remove a lock file or an abandoned build when no process holds its ``flock``."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)  # held: a build is under way
+        return
+    try:
+        young = older_than is not None and time.time() - os.fstat(fd).st_mtime < older_than
+        if not young and _same_file(fd, path):
+            path.unlink()
+    except FileNotFoundError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove_stale(folder: Path, keep: str) -> None:
+    """Remove finished archives other than ``keep``, and unheld locks and abandoned builds."""
+    try:
+        names = [entry.name for entry in folder.iterdir()]
+    except FileNotFoundError:
+        return
+    for name in names:
+        path = folder / name
+        if _ARCHIVE.fullmatch(name) and name != keep:
+            path.unlink(missing_ok=True)  # a download under way keeps its open file
+        elif _LOCK.fullmatch(name):
+            _remove_if_unheld(path)
+        elif name.startswith(_TEMP_PREFIX) and name.endswith(_TEMP_SUFFIX):
+            _remove_if_unheld(path, older_than=ABANDONED_AFTER)
+
+
+class _Sink(Protocol):
+    def write(self, data: bytes | memoryview, /) -> int: ...
+
+
+class _Hashing:
+    """Writes through to ``raw`` and hashes what it writes."""
+
+    def __init__(self, raw: _Sink) -> None:
+        self._raw = raw
+        self.sha256 = hashlib.sha256()
+
+    def write(self, data: bytes | memoryview, /) -> int:
+        self.sha256.update(data)
+        return self._raw.write(data)
+
+
+class _Exact(io.RawIOBase):
+    """Reads exactly ``size`` bytes of an open file from its start; a shorter file raises ``_Changed``."""
+
+    def __init__(self, fd: int, size: int) -> None:
+        super().__init__()
+        self._fd, self._left, self._offset = fd, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1, /) -> bytes:
+        n = self._left if n < 0 else min(n, self._left)
+        parts = []
+        while n > 0:
+            chunk = os.pread(self._fd, n, self._offset)
+            if not chunk:
+                raise _Changed
+            parts.append(chunk)
+            self._offset += len(chunk)
+            self._left -= len(chunk)
+            n -= len(chunk)
+        return b"".join(parts)
+
+
+def _build(ref: TaskRef, files: Listing, folder: Path, key: str, within: Path | None) -> tuple[Archive, OpenFile]:
+    """Build the archive of ``files`` into ``folder`` and publish it, opened, as ``KEY-SHA256.tar.gz``.
+
+    Raises:
+        _Changed: when what was read is not what was fingerprinted as ``key``.
+    """
+    started = time.perf_counter()
+    fd, tmp_name = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=_TEMP_SUFFIX, dir=folder)
+    tmp = Path(tmp_name)
+    opened: OpenFile | None = None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a build under way: no cleanup removes it
+        with open(fd, "wb", closefd=False) as raw:
+            sink = _Hashing(raw)
             with (
-                os.fdopen(fd, "wb") as raw,
-                _GzipWriter(raw) as gz,
+                _GzipWriter(sink) as gz,
                 tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
             ):
-                for rel, path in files:
-                    st = path.stat()
-                    member = tarfile.TarInfo(f"output/{rel}")
-                    member.size, member.mtime, member.mode = st.st_size, int(st.st_mtime), 0o644
-                    gz.store = not compressible(path)
-                    with open(path, "rb") as src:
-                        tar.addfile(member, src)
-                gz.store = False  # the end-of-archive blocks
-            Path(tmp).replace(target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        log.info(
-            "built the results archive of %s: %d files, %d bytes in %.2f s",
-            ref,
-            len(files),
-            target.stat().st_size,
-            time.perf_counter() - started,
-        )
+                read = _add_members(tar, gz, files, within)
+        if read != key:
+            raise _Changed
+        target = folder / f"{key}-{sink.sha256.hexdigest()}.tar.gz"
+        opened = open_inside(tmp, folder.resolve(), "application/gzip")
+        if opened is None:
+            raise StoreError(f"the archive being built at {tmp} went away")
+        tmp.replace(target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        if opened is not None:
+            opened.close()
+        raise
+    finally:
+        os.close(fd)
+    log.info(
+        "built the results archive of %s: %d files, %d bytes in %.2f s",
+        ref,
+        len(files),
+        opened.stat.st_size,
+        time.perf_counter() - started,
+    )
+    return Archive(target, f'"{key}"', opened.stat.st_size, sink.sha256.digest()), opened
+
+
+def _add_members(tar: tarfile.TarFile, gz: _GzipWriter, files: Listing, within: Path | None) -> str:
+    """Add every file, each read once from one open file; return the fingerprint of what was read.
+
+    Raises:
+        _Changed: when a file is gone, no longer a regular file inside ``within``, or changed
+            (size or time) while it was copied.
+    """
+    digest = hashlib.sha256()
+    for rel, path in files:
+        opened = open_inside(path, within if within is not None else path.parent.resolve())
+        if opened is None:
+            raise _Changed
+        with opened:
+            fd, before = opened.file.fileno(), opened.stat
+            member = tarfile.TarInfo(f"output/{rel}")
+            member.size, member.mtime, member.mode = before.st_size, int(before.st_mtime), 0o644
+            gz.store = not compressible_sample(os.pread(fd, SAMPLE_BYTES, 0))
+            tar.addfile(member, _Exact(fd, before.st_size))
+            after = os.fstat(fd)
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+            raise _Changed
+        digest.update(_line(rel, before))
+    gz.store = False  # the end-of-archive blocks
+    return digest.hexdigest()[:32]
 
 
 SAMPLE_BYTES = 256 * 1024
@@ -113,7 +365,11 @@ INCOMPRESSIBLE = 0.95  # a file whose sample shrinks less than 5 % is stored, no
 def compressible(path: Path) -> bool:
     """Whether a file's first bytes shrink by 5 % or more under zlib."""
     with open(path, "rb") as f:
-        sample = f.read(SAMPLE_BYTES)
+        return compressible_sample(f.read(SAMPLE_BYTES))
+
+
+def compressible_sample(sample: bytes) -> bool:
+    """Whether a file's first :data:`SAMPLE_BYTES` (``sample``) shrink by 5 % or more under zlib."""
     return len(sample) < 4096 or len(zlib.compress(sample, 1)) <= INCOMPRESSIBLE * len(sample)
 
 
@@ -127,7 +383,7 @@ class _GzipWriter(io.RawIOBase):
     ``tarfile`` modes included, which stop after a first gzip member).
     """
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: _Sink) -> None:
         super().__init__()
         self._raw = raw
         self._zlib = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)

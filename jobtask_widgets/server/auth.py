@@ -7,6 +7,12 @@ secret, so several workers that share the secret agree, and nothing is stored.
   project a project-key token is bound to, or null for a user), ``exp`` (epoch seconds).
 - signed URL: the query ``expires=<epoch>&signature=<hex hmac>`` over the archive's
   project, job and task ids and the expiry, so it opens that archive only, until then.
+
+Both are read strictly: one spelling only. A token is ``[A-Za-z0-9_-]+`` "." and the exact 43
+characters of its MAC, without padding or anything after it (a base64 decoder that skips
+characters outside its alphabet, or ignores the unused low bits of the last one, would accept
+other spellings of one token); ``expires`` is 1 to 12 ASCII digits and ``signature`` 64
+lower-case hex digits, so no Unicode digit or huge number reaches ``int()``.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -27,6 +34,9 @@ from ..jsonfile import read_json_object
 
 SECRET_ENV = "JOBTASK_SERVER_SECRET"
 MIN_TOKEN_TTL = 300  # the original client reuses a token for 299 s whatever expires_in says
+_TOKEN = re.compile(r"(?P<payload>[A-Za-z0-9_-]{1,4096})\.(?P<signature>[A-Za-z0-9_-]{43})")
+_EXPIRES = re.compile(r"[0-9]{1,12}")
+_SIGNATURE = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -117,12 +127,18 @@ class Signer:
 
     def read_token(self, token: str) -> tuple[Claims | None, str]:
         """The token's claims, or ``None`` with the reason it is refused."""
-        payload, dot, signature = token.partition(".")
-        try:
-            good = dot and hmac.compare_digest(_unb64(signature), self._mac("token:" + payload))
-            claims: dict[str, Any] = json.loads(_unb64(payload)) if good else {}
-        except (ValueError, UnicodeDecodeError):
-            good = False
+        match = _TOKEN.fullmatch(token)
+        good = match is not None and hmac.compare_digest(
+            match["signature"].encode(), _b64(self._mac("token:" + match["payload"])).encode()
+        )
+        claims: dict[str, Any] = {}
+        if match is not None and good:
+            try:
+                loaded = json.loads(_unb64(match["payload"]))
+            except (ValueError, UnicodeDecodeError):
+                loaded = None
+            good = isinstance(loaded, dict)
+            claims = loaded if isinstance(loaded, dict) else {}
         if not good:
             return None, "the access token is not valid"
         if not isinstance(claims.get("exp"), int) or not isinstance(claims.get("sub"), str):
@@ -141,8 +157,10 @@ class Signer:
 
     def check_archive(self, project_id: str, job_id: str, task_id: str, expires: str, signature: str) -> str:
         """Why a signed URL is refused, or ``""`` when it is good."""
-        if not expires.isdigit() or not signature:
+        if not expires and not signature:
             return "the download URL is not signed; ask downloads/results/ for a new one"
+        if _EXPIRES.fullmatch(expires) is None or _SIGNATURE.fullmatch(signature) is None:
+            return "the download URL is not signed as downloads/results/ signs it; ask it for a new one"
         expected = self._url_mac(project_id, job_id, task_id, int(expires))
         if not hmac.compare_digest(signature.encode(), expected.encode()):
             return "the download URL's signature is not valid for this archive"

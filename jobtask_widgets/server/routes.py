@@ -1,8 +1,9 @@
 """The protocol's routes, on one module-level :data:`router` that ``create_app`` includes.
 
 Every route reads the server's state through the dependencies of :mod:`.dependencies`, answers
-with a model of :mod:`.models` (or a file), and lists its error answers in ``responses=`` with
-:class:`~.models.ErrorEnvelope`, so ``/openapi.json`` describes all of them. A route raises a
+with a model of :mod:`.models` (or a file opened once, sent by :func:`.files.file_response`), and
+lists its error answers in ``responses=`` with :class:`~.models.ErrorEnvelope`, so
+``/openapi.json`` describes all of them. A route raises a
 :class:`~.problems.Problem` for a refusal it decides itself; the store's and the range check's
 errors become answers through ``problems.ERROR_STATUS`` (docs/architecture.md, "Errors").
 """
@@ -11,17 +12,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 import time
-from email.utils import formatdate
 from typing import Annotated, Any
 from urllib.parse import parse_qs, unquote_plus, urlencode
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse
 
-from .archive import Archive
 from .dependencies import ArchivesDep, Auth, JobIds, Settings, SignerDep, StoreDep, VisibleTask
+from .files import OpenFileResponse, file_response
 from .models import (
     ARCHIVE_CONTENT,
     ARCHIVE_PARTS_CONTENT,
@@ -40,7 +39,6 @@ from .models import (
     UserAnswer,
 )
 from .problems import Problem, forbidden, unauthorized
-from .ranges import parse_range
 from .store import TaskRef
 
 TASK = "/projects/{project_id}/jobs/{job_id}/tasks/{task_id}"
@@ -146,15 +144,16 @@ def list_tasks(job: JobIds, store: StoreDep) -> TaskListAnswer:
 @router.get(
     TASK + "/outputs/data-json/",
     summary="A task's features",
-    response_class=FileResponse,
+    response_class=OpenFileResponse,
+    status_code=200,  # FastAPI reads a default status from a response class's __init__; ours has none
     responses={
         200: {"description": "The bare FeatureCollection (no envelope).", "content": FEATURE_COLLECTION_CONTENT},
         **errors({401: _UNAUTHORIZED, 404: _NOT_FOUND_TASK + " Or a task without output/data.json."}),
     },
 )
-def data_json(ref: VisibleTask, store: StoreDep) -> FileResponse:
-    """The task's ``output/data.json``, as stored."""
-    return FileResponse(store.data_json(ref), media_type="application/json")
+def data_json(ref: VisibleTask, store: StoreDep, request: Request) -> OpenFileResponse:
+    """The task's ``output/data.json``, as stored, sent from the file opened once."""
+    return file_response(store.open_data_json(ref), request.headers)
 
 
 @router.get(
@@ -172,16 +171,33 @@ def results_url(ref: VisibleTask, request: Request, settings: Settings) -> Resul
     return ResultsUrlAnswer(data=ResultsUrl(url=f"{base}{path}?{query}"))
 
 
+_ARCHIVE_HEADERS: dict[str, Any] = {
+    "ETag": {**_HEADER, "description": "The archive's version: a changed output gets another."},
+    "Repr-Digest": {
+        **_HEADER,
+        "description": "RFC 9530: `sha-256=:<base64>:`, the SHA-256 of the whole archive (on 206 too).",
+    },
+}
 _ARCHIVE_OPTIONS: dict[str, Any] = dict(
     summary="A task's results archive",
-    response_class=FileResponse,
+    response_class=OpenFileResponse,
+    status_code=200,  # FastAPI reads a default status from a response class's __init__; ours has none
     responses={
-        200: {"description": "The whole archive: output/ as a .tar.gz.", "content": ARCHIVE_CONTENT},
-        206: {"description": "The ranges asked for (If-Range honoured).", "content": ARCHIVE_PARTS_CONTENT},
+        200: {
+            "description": "The whole archive: output/ as a .tar.gz.",
+            "content": ARCHIVE_CONTENT,
+            "headers": _ARCHIVE_HEADERS,
+        },
+        206: {
+            "description": "The ranges asked for (If-Range honoured).",
+            "content": ARCHIVE_PARTS_CONTENT,
+            "headers": _ARCHIVE_HEADERS,
+        },
         **errors(
             {
                 400: "A malformed Range header; the message lists the accepted forms.",
-                403: "The URL is not signed, its signature is not this archive's, or it has expired.",
+                403: "The URL is not signed, its signature is not this archive's, it has expired, "
+                "or it repeats a parameter.",
                 404: "The task is gone since the URL was signed.",
                 416: "A range that starts at or beyond the end of the archive.",
             }
@@ -202,19 +218,22 @@ def archive(
     task_id: str,
     expires: Annotated[str, Query(description="When the URL expires, in epoch seconds.")] = "",
     signature: Annotated[str, Query(description="The URL's HMAC, as downloads/results/ gave it.")] = "",
-) -> FileResponse:
+) -> OpenFileResponse:
     """The ``.tar.gz`` of the task's ``output/``, at a signed URL; ranges and ``If-Range`` resume it."""
+    if any(len(request.query_params.getlist(name)) > 1 for name in ("expires", "signature")):
+        raise forbidden("the download URL repeats expires or signature; ask downloads/results/ for a new one")
     refusal = signer.check_archive(project_id, job_id, task_id, expires, signature)
     if refusal:
         raise forbidden(refusal)
     ref = TaskRef(project_id, job_id, task_id)
-    built = archives.get(ref, store.output_files(ref))
-    stat = built.path.stat()
-    _check_range(request, built, stat)
-    headers = {"ETag": built.etag, "Cache-Control": "private, no-transform"}
-    return FileResponse(
-        built.path, media_type="application/gzip", headers=headers, filename=f"{task_id}.tar.gz", stat_result=stat
-    )
+    output = store.output_dir(ref)
+    built, opened = archives.open(ref, lambda: store.output_files(ref), within=output)
+    headers = {
+        "cache-control": "private, no-transform",
+        "repr-digest": built.repr_digest,
+        "content-disposition": f'attachment; filename="{task_id}.tar.gz"',
+    }
+    return file_response(opened, request.headers, etag=built.etag, headers=headers, what="archive")
 
 
 @router.get(
@@ -230,16 +249,16 @@ def quicklooks(ref: VisibleTask, store: StoreDep) -> QuicklookNamesAnswer:
 @router.get(
     TASK + "/outputs/quicklooks/{name}",
     summary="One quicklook image",
-    response_class=FileResponse,
+    response_class=OpenFileResponse,
+    status_code=200,  # FastAPI reads a default status from a response class's __init__; ours has none
     responses={
         200: {"description": "The image, with its media type.", "content": QUICKLOOK_CONTENT},
         **errors({401: _UNAUTHORIZED, 404: _NOT_FOUND_TASK + " Or an unknown quicklook, or a name not an image's."}),
     },
 )
-def quicklook(ref: VisibleTask, store: StoreDep, name: str) -> FileResponse:
-    """One quicklook image of the task."""
-    path, media_type = store.quicklook(ref, name)
-    return FileResponse(path, media_type=media_type)
+def quicklook(ref: VisibleTask, store: StoreDep, request: Request, name: str) -> OpenFileResponse:
+    """One quicklook image of the task, sent from the file opened once."""
+    return file_response(store.open_quicklook(ref, name), request.headers)
 
 
 def _read_form(body: bytes, content_type: str) -> dict[str, str]:
@@ -273,24 +292,6 @@ def _basic_auth(request: Request) -> tuple[str, str] | None:
     if not sep:
         raise unauthorized("the HTTP Basic credentials must be 'project_id:api_key'")
     return unquote_plus(user), unquote_plus(password)
-
-
-def _check_range(request: Request, built: Archive, stat: os.stat_result) -> None:
-    """Refuse a bad ``Range`` in the envelope before ``FileResponse`` serves the good ones.
-
-    The header is checked only when ``FileResponse`` will use it: when there is no ``If-Range``,
-    or one that names the archive's ETag or Last-Modified date (a stale one gets the whole file).
-
-    Raises:
-        MalformedRange: when the header is not a byte-range set.
-        RangeNotSatisfiable: when a range lies outside the archive.
-    """
-    http_range, if_range = request.headers.get("range"), request.headers.get("if-range")
-    if http_range is None:
-        return
-    if if_range is not None and if_range not in (built.etag, formatdate(stat.st_mtime, usegmt=True)):
-        return
-    parse_range(http_range, stat.st_size, what="archive")
 
 
 __all__ = ["ARCHIVE", "TASK", "errors", "router"]

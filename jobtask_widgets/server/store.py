@@ -10,7 +10,14 @@ ROOT/projects/{p}/jobs/{j}/tasks/{t}/
 
 Every id and name is checked against ``ID_PATTERN`` before it touches the file system, and
 every path is resolved and must stay inside the root, so neither ``..`` nor a symlink that
-leaves the root can be read through the server.
+leaves the root can be read through the server. A file is served (listed, sent, put into an
+archive) only when it is a regular file inside its task's own ``output/`` or ``quicklooks/``
+after links are followed: a link to ``ROOT/credentials.json``, to another task's files or to
+the archive cache is left out, and those two folders must be real folders, not links. Files
+are opened once (:func:`open_inside`: no link as the last step, no FIFO, checked again on the
+open file) and served from that open file, so a file replaced meanwhile cannot swap in
+something else. Hard links cannot be told from the file they share: whoever writes the store
+must not hard-link files of other tasks into a task.
 
 The store knows nothing of HTTP: it raises :class:`~.errors.NotInStore` for what it does not
 hold and :class:`~jobtask_widgets.errors.StoreError` for a broken folder; the app maps both to
@@ -19,9 +26,11 @@ answers.
 
 from __future__ import annotations
 
+import io
 import mimetypes
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +60,75 @@ class TaskRef:
         return f"project {self.project_id} / job {self.job_id} / task {self.task_id}"
 
 
+@dataclass(frozen=True)
+class OpenFile:
+    """A regular file of the store, opened for reading; close it (or use it in a ``with`` block).
+
+    Attributes:
+        file: The open file (unbuffered; read it with ``os.pread`` or ``read``).
+        stat: Its ``fstat`` as it was opened: the size and time to announce.
+        media_type: What it is, for ``Content-Type``.
+    """
+
+    file: io.FileIO
+    stat: os.stat_result
+    media_type: str = "application/octet-stream"
+
+    def close(self) -> None:
+        """Close the file."""
+        self.file.close()
+
+    def __enter__(self) -> OpenFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# no link as the last step; O_NONBLOCK: opening a FIFO never hangs (and it is refused as no regular file)
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
+def _real_path(fd: int) -> Path | None:
+    """Where an open file really is (Linux's ``/proc/self/fd``), or None where that is unknown."""
+    try:
+        target = Path(f"/proc/self/fd/{fd}").readlink()
+    except OSError:
+        return None
+    return Path(str(target).removesuffix(" (deleted)"))
+
+
+def open_inside(path: Path, base: Path, media_type: str = "application/octet-stream") -> OpenFile | None:
+    """``path`` opened for reading when it is a regular file inside ``base`` once links are followed.
+
+    ``base`` must be a resolved path. The path is resolved first, then opened without following
+    a link in its last step (a link swapped in meanwhile fails), and the open file must be a
+    regular file whose real location (where the system tells it) is still inside ``base``.
+
+    Returns:
+        The open file with its ``fstat``, or None when it is missing, not a regular file, or
+        outside ``base``.
+    """
+    resolved = path.resolve()
+    if not resolved.is_relative_to(base):
+        return None
+    try:
+        fd = os.open(resolved, _OPEN_FLAGS)
+    except OSError:
+        return None
+    file = io.FileIO(fd, "rb", closefd=True)
+    try:
+        st = os.fstat(fd)
+        real = _real_path(fd)
+    except OSError:
+        file.close()
+        return None
+    if not stat.S_ISREG(st.st_mode) or (real is not None and not real.is_relative_to(base)):
+        file.close()
+        return None
+    return OpenFile(file, st, media_type)
+
+
 class Store:
     """Read access to a store folder.
 
@@ -68,6 +146,12 @@ class Store:
         """``path`` resolved, or None when it leaves the root."""
         resolved = path.resolve()
         return resolved if resolved.is_relative_to(self.root) else None
+
+    @staticmethod
+    def _own_folder(task: Path, name: str) -> Path | None:
+        """A task's ``output/`` or ``quicklooks/`` (``task`` resolved), or None when it is missing or a link."""
+        folder = task / name
+        return folder if folder.is_dir() and folder.resolve() == folder else None
 
     def _existing(self, path: Path, what: str, *, folder: bool) -> Path:
         resolved = self._inside(path)
@@ -130,58 +214,69 @@ class Store:
         info["id"] = ref.task_id
         return info
 
-    def data_json(self, ref: TaskRef) -> Path:
-        """The path of a task's ``output/data.json``.
-
-        Raises:
-            NotInStore: when the task is unknown or has no ``data.json``.
-        """
-        path = self.task_dir(ref) / "output" / "data.json"
-        return self._existing(path, f"data.json of task {ref.task_id!r}", folder=False)
-
-    def quicklook_names(self, ref: TaskRef) -> list[str]:
-        """The names of a task's quicklook images, sorted.
+    def output_dir(self, ref: TaskRef) -> Path | None:
+        """A task's own ``output/`` folder, resolved; None when it has none (or it is a link).
 
         Raises:
             NotInStore: when the task is unknown.
         """
-        folder = self.task_dir(ref) / "quicklooks"
-        if not folder.is_dir() or self._inside(folder) is None:
+        return self._own_folder(self.task_dir(ref), "output")
+
+    def open_data_json(self, ref: TaskRef) -> OpenFile:
+        """A task's ``output/data.json``, opened (see :func:`open_inside`).
+
+        Raises:
+            NotInStore: when the task is unknown or has no ``data.json`` of its own.
+        """
+        output = self.output_dir(ref)
+        opened = open_inside(output / "data.json", output, "application/json") if output else None
+        if opened is None:
+            raise NotInStore(f"unknown data.json of task {ref.task_id!r}")
+        return opened
+
+    def quicklook_names(self, ref: TaskRef) -> list[str]:
+        """The names of a task's quicklook images, sorted: regular files inside its ``quicklooks/``.
+
+        Raises:
+            NotInStore: when the task is unknown.
+        """
+        folder = self._own_folder(self.task_dir(ref), "quicklooks")
+        if folder is None:
             return []
         return sorted(
             p.name
             for p in folder.iterdir()
-            if is_valid_id(p.name)
-            and p.suffix.lower() in QUICKLOOK_TYPES
-            and (inside := self._inside(p)) is not None
-            and inside.is_file()
+            if is_valid_id(p.name) and p.suffix.lower() in QUICKLOOK_TYPES and _regular_inside(p, folder)
         )
 
-    def quicklook(self, ref: TaskRef, name: str) -> tuple[Path, str]:
-        """The path and media type of one quicklook.
+    def open_quicklook(self, ref: TaskRef, name: str) -> OpenFile:
+        """One quicklook, opened (see :func:`open_inside`), with its media type.
 
         Raises:
             NotInStore: when the task or the quicklook is unknown, or the name is not an image's.
         """
-        folder = self.task_dir(ref) / "quicklooks"
+        folder = self._own_folder(self.task_dir(ref), "quicklooks")
         what = f"quicklook {name!r} of task {ref.task_id!r}"
-        if not is_valid_id(name) or Path(name).suffix.lower() not in QUICKLOOK_TYPES:
+        if folder is None or not is_valid_id(name) or Path(name).suffix.lower() not in QUICKLOOK_TYPES:
             raise NotInStore(f"unknown {what}")
-        path = self._existing(folder / name, what, folder=False)
-        media_type = QUICKLOOK_TYPES.get(path.suffix.lower()) or mimetypes.guess_type(name)[0]
-        return path, media_type or "application/octet-stream"
+        media_type = QUICKLOOK_TYPES.get(Path(name).suffix.lower()) or mimetypes.guess_type(name)[0]
+        opened = open_inside(folder / name, folder, media_type or "application/octet-stream")
+        if opened is None:
+            raise NotInStore(f"unknown {what}")
+        return opened
 
     def output_files(self, ref: TaskRef) -> list[tuple[str, Path]]:
-        """The regular files under a task's ``output/``: ``(path relative to output/, path)``.
+        """The regular files under a task's ``output/``: ``(path relative to output/, resolved path)``.
 
-        Sorted by relative path; symlinks are followed only while they stay inside the root,
-        anything else (devices, sockets, links that leave the root) is left out.
+        Sorted by relative path. Links to files are followed only while they stay inside the
+        task's own ``output/``; links to folders are not followed; anything else (devices,
+        sockets, links elsewhere) is left out.
 
         Raises:
             NotInStore: when the task is unknown.
         """
-        output = self.task_dir(ref) / "output"
-        if self._inside(output) is None or not output.is_dir():
+        output = self.output_dir(ref)
+        if output is None:
             return []
         files = []
         for dirpath, dirnames, filenames in os.walk(output, followlinks=False):
@@ -189,9 +284,9 @@ class Store:
             dirnames[:] = sorted(d for d in dirnames if not (base / d).is_symlink())
             for name in filenames:
                 path = base / name
-                inside = self._inside(path)
-                if inside is not None and inside.is_file():
-                    files.append((path.relative_to(output).as_posix(), inside))
+                resolved = path.resolve()
+                if resolved.is_relative_to(output) and resolved.is_file():
+                    files.append((path.relative_to(output).as_posix(), resolved))
         return sorted(files)
 
     # -- start-up check ----------------------------------------------------------------------
@@ -231,6 +326,11 @@ class Store:
         if problems:
             raise StoreError(f"the store {self.root} has broken tasks:\n  " + "\n  ".join(problems))
         return refs
+
+
+def _regular_inside(path: Path, base: Path) -> bool:
+    resolved = path.resolve()
+    return resolved.is_relative_to(base) and resolved.is_file()
 
 
 def _read_info(path: Path, inside: Path | None) -> dict[str, Any]:
