@@ -21,7 +21,7 @@ A build reads one consistent snapshot: each file is opened once (inside the task
 ``output/``), its size and time are taken from the open file before and after it is copied,
 and what was read must be the fingerprint the archive is named by; otherwise the build starts
 again from a new listing, at most :data:`MAX_BUILDS` times, then fails with a
-:class:`~jobtask_widgets.errors.StoreError`. A truncated or mixed member is never published.
+:class:`~.errors.OutputChanging` (a 503). A truncated or mixed member is never published.
 After a build, finished archives of other keys are removed (a download already under way keeps
 reading its open file), and so are lock files and abandoned builds that nobody holds.
 """
@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..errors import StoreError
+from .errors import OutputChanging
 from .store import OpenFile, TaskRef, open_inside
 
 log = logging.getLogger("jobtask_widgets.server")
@@ -130,7 +131,7 @@ class ArchiveCache:
                 ``output/``, resolved); ``None``: each file's own folder.
 
         Raises:
-            StoreError: when the files kept changing over :data:`MAX_BUILDS` builds.
+            OutputChanging: when the files kept changing over :data:`MAX_BUILDS` builds.
         """
         listing = files if callable(files) else lambda: files
         folder = self.folder / ref.project_id / ref.job_id / ref.task_id
@@ -154,7 +155,7 @@ class ArchiveCache:
                     continue
             _remove_stale(folder, keep=built[0].path.name)
             return built
-        raise StoreError(
+        raise OutputChanging(
             f"the output of {ref} kept changing while its archive was built ({MAX_BUILDS} tries); "
             "ask again once it is complete"
         )

@@ -4,6 +4,9 @@ The store raises :class:`NotInStore` for a name it does not hold and
 :class:`jobtask_widgets.errors.StoreError` for a folder that breaks the layout; the app's one
 table (``problems.ERROR_STATUS``) turns them into 404 and 500 answers (docs/architecture.md,
 "Errors").
+
+An archive build that keeps meeting an output that changes under it gives up with
+:class:`OutputChanging`, a 503: the client asks again later.
 """
 
 from __future__ import annotations
@@ -24,4 +27,16 @@ class NotInStore(LookupError):
         self.message = message
 
 
-__all__ = ["NotInStore"]
+class OutputChanging(RuntimeError):
+    """A task's output kept changing while its archive was built: ask again once it is complete.
+
+    Args:
+        message: Which task, and how many builds were tried.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+__all__ = ["NotInStore", "OutputChanging"]

@@ -7,11 +7,17 @@ while they are sent. ``Range`` and ``If-Range`` are those of Starlette's ``FileR
 weak or other validator in ``If-Range`` gets the whole file; overlapping ranges are merged;
 several ranges are sent as ``multipart/byteranges``), with a bad ``Range`` refused by
 :func:`~.ranges.parse_range`, so in the error envelope.
+
+A file replaced by a rename keeps its bytes in the open file. A file rewritten in place while
+it is sent (its size or time on the open file change) cannot be sent whole: the answer is cut
+off before its last bytes, so a client never takes a mix of two versions as a whole file (it
+sees a short answer and asks again), and the server logs a warning that names the file.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Mapping
 from email.utils import formatdate
@@ -25,6 +31,8 @@ from starlette.types import Receive, Scope, Send
 
 from .ranges import parse_range
 from .store import OpenFile
+
+log = logging.getLogger("jobtask_widgets.server")
 
 CHUNK = 256 * 1024
 MAX_RANGES = 100  # more, once merged, and the whole file is sent (as FileResponse does)
@@ -107,7 +115,12 @@ class OpenFileResponse(Response):
             async with anyio.create_task_group() as group:
 
                 async def stream() -> None:
-                    await self._send_body(send)
+                    if not await self._send_body(send):
+                        log.warning(
+                            "%s was rewritten in place while it was sent: the answer was cut short "
+                            "(write a new file and rename it over the old one instead)",
+                            self._opened.path,
+                        )
                     group.cancel_scope.cancel()
 
                 group.start_soon(stream)
@@ -117,21 +130,24 @@ class OpenFileResponse(Response):
         finally:
             self._opened.close()
 
-    async def _send_body(self, send: Send) -> None:
-        fd = self._opened.file.fileno()
+    async def _send_body(self, send: Send) -> bool:
+        """Send the parts; False when the file changed meanwhile and the answer was left unfinished."""
+        fd, at_open = self._opened.file.fileno(), self._opened.stat
         for head, first, last in self._parts:
             if head:
                 await send({"type": "http.response.body", "body": head, "more_body": True})
             offset = first
             while offset <= last:
                 chunk = await anyio.to_thread.run_sync(os.pread, fd, min(CHUNK, last - offset + 1), offset)
-                if not chunk:  # only a file rewritten in place shrinks: the answer cannot be completed
-                    raise RuntimeError("the file was cut short while it was sent")
+                now = os.fstat(fd)  # after the read: a chunk read across a rewrite is never sent
+                if not chunk or (now.st_size, now.st_mtime_ns) != (at_open.st_size, at_open.st_mtime_ns):
+                    return False
                 offset += len(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             if head:
                 await send({"type": "http.response.body", "body": b"\r\n", "more_body": True})
         await send({"type": "http.response.body", "body": self._tail, "more_body": False})
+        return True
 
 
 def file_response(

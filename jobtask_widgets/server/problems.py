@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import StoreError
-from .errors import NotInStore
+from .errors import NotInStore, OutputChanging
 from .ranges import MalformedRange, RangeNotSatisfiable
 
 # The error codes of the job-task protocol, by HTTP status (docs/architecture.md, "Errors").
@@ -36,6 +36,7 @@ ERROR_CODES: dict[int, str] = {
     405: "METHOD_NOT_ALLOWED",
     416: "RANGE_NOT_SATISFIABLE",
     500: "INTERNAL_SERVER_ERROR",
+    503: "SERVICE_UNAVAILABLE",
 }
 
 # The one table from the errors of the store and the range check to an answer: the status, and
@@ -46,6 +47,7 @@ ERROR_STATUS: dict[type[Exception], tuple[int, str]] = {
     MalformedRange: (400, "{exc}"),
     RangeNotSatisfiable: (416, "{exc}"),
     StoreError: (500, "the store is broken: {exc}"),
+    OutputChanging: (503, "{exc}"),
 }
 
 

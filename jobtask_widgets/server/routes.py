@@ -200,6 +200,7 @@ _ARCHIVE_OPTIONS: dict[str, Any] = dict(
                 "or it repeats a parameter.",
                 404: "The task is gone since the URL was signed.",
                 416: "A range that starts at or beyond the end of the archive.",
+                503: "The task's output kept changing while its archive was built; ask again later.",
             }
         ),
     },

@@ -68,11 +68,13 @@ class OpenFile:
         file: The open file (unbuffered; read it with ``os.pread`` or ``read``).
         stat: Its ``fstat`` as it was opened: the size and time to announce.
         media_type: What it is, for ``Content-Type``.
+        path: Where it was opened, for messages.
     """
 
     file: io.FileIO
     stat: os.stat_result
     media_type: str = "application/octet-stream"
+    path: Path | None = None
 
     def close(self) -> None:
         """Close the file."""
@@ -98,6 +100,14 @@ def _real_path(fd: int) -> Path | None:
     return Path(str(target).removesuffix(" (deleted)"))
 
 
+def resolve(path: Path) -> Path | None:
+    """``path`` with every link followed, or None when that fails (a link loop, a path too long)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: Python 3.11's "Symlink loop"
+        return None
+
+
 def open_inside(path: Path, base: Path, media_type: str = "application/octet-stream") -> OpenFile | None:
     """``path`` opened for reading when it is a regular file inside ``base`` once links are followed.
 
@@ -109,8 +119,8 @@ def open_inside(path: Path, base: Path, media_type: str = "application/octet-str
         The open file with its ``fstat``, or None when it is missing, not a regular file, or
         outside ``base``.
     """
-    resolved = path.resolve()
-    if not resolved.is_relative_to(base):
+    resolved = resolve(path)
+    if resolved is None or not resolved.is_relative_to(base):
         return None
     try:
         fd = os.open(resolved, _OPEN_FLAGS)
@@ -126,7 +136,7 @@ def open_inside(path: Path, base: Path, media_type: str = "application/octet-str
     if not stat.S_ISREG(st.st_mode) or (real is not None and not real.is_relative_to(base)):
         file.close()
         return None
-    return OpenFile(file, st, media_type)
+    return OpenFile(file, st, media_type, resolved)
 
 
 class Store:
@@ -144,14 +154,14 @@ class Store:
     # -- paths ---------------------------------------------------------------------------
     def _inside(self, path: Path) -> Path | None:
         """``path`` resolved, or None when it leaves the root."""
-        resolved = path.resolve()
-        return resolved if resolved.is_relative_to(self.root) else None
+        resolved = resolve(path)
+        return resolved if resolved is not None and resolved.is_relative_to(self.root) else None
 
     @staticmethod
     def _own_folder(task: Path, name: str) -> Path | None:
         """A task's ``output/`` or ``quicklooks/`` (``task`` resolved), or None when it is missing or a link."""
         folder = task / name
-        return folder if folder.is_dir() and folder.resolve() == folder else None
+        return folder if folder.is_dir() and resolve(folder) == folder else None
 
     def _existing(self, path: Path, what: str, *, folder: bool) -> Path:
         resolved = self._inside(path)
@@ -284,8 +294,8 @@ class Store:
             dirnames[:] = sorted(d for d in dirnames if not (base / d).is_symlink())
             for name in filenames:
                 path = base / name
-                resolved = path.resolve()
-                if resolved.is_relative_to(output) and resolved.is_file():
+                resolved = resolve(path)
+                if resolved is not None and resolved.is_relative_to(output) and resolved.is_file():
                     files.append((path.relative_to(output).as_posix(), resolved))
         return sorted(files)
 
@@ -329,8 +339,8 @@ class Store:
 
 
 def _regular_inside(path: Path, base: Path) -> bool:
-    resolved = path.resolve()
-    return resolved.is_relative_to(base) and resolved.is_file()
+    resolved = resolve(path)
+    return resolved is not None and resolved.is_relative_to(base) and resolved.is_file()
 
 
 def _read_info(path: Path, inside: Path | None) -> dict[str, Any]:
