@@ -92,6 +92,11 @@ def test_the_demo_dashboard_end_to_end(page: Any, demo: dict[str, Any]) -> None:
 
     page.locator(W).get_by_role("button", name="Download quicklooks").click()
     wait_image(page, f"{W} img.widget-image")
+    # the gallery fills before the Quicklooks tab is selected: wait for the tab, not the image
+    page.wait_for_function(
+        f"() => document.querySelector('{W} .widget-tab').innerText.includes('quicklook_preview.png')",
+        timeout=30_000,
+    )
     assert page.locator(f"{W} .widget-tab").inner_text().count("quicklook_preview.png") == 1
     page.locator(f"{W} img.widget-image").first.scroll_into_view_if_needed()
     screenshot(page, "dashboard-7-quicklooks")
