@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging.config
 import socket
 import sys
 from collections.abc import Callable, Sequence
@@ -71,8 +72,11 @@ def _server_options(parser: argparse.ArgumentParser) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     from .server.app import create_app
+    from .server.logs import log_config
     from .server.run import bind
 
+    # the process is ours: its warnings (from the app's start on) print as uvicorn's do
+    logging.config.dictConfig(log_config())
     try:
         app = create_app(
             args.root,
@@ -91,7 +95,8 @@ def _serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror}; try --port 0", file=sys.stderr)
         return 2
-    return _run(app, sock, args.log_level, banner=lambda url: _credentials_banner(app))
+    credentials_file = args.credentials or app.state.settings.store.root / "credentials.json"
+    return _run(app, sock, args.log_level, banner=lambda url: _credentials_banner(app, credentials_file))
 
 
 def _sample(args: argparse.Namespace) -> int:
@@ -142,11 +147,12 @@ def _run(app: FastAPI, sock: socket.socket, log_level: str, banner: Callable[[st
     return 0 if server.started else 1
 
 
-def _credentials_banner(app: FastAPI) -> str:
+def _credentials_banner(app: FastAPI, credentials_file: Path) -> str:
+    """Who may log in; never a key or a password (a terminal's scrollback and logs keep them)."""
     creds = app.state.settings.credentials
     users = ", ".join(sorted(creds.users)) or "none"
     return (
-        f"Accepts: client_credentials with project id {creds.project_id} and API key {creds.project_api_key}\n"
+        f"Accepts: client_credentials with project id {creds.project_id} and the API key in {credentials_file}\n"
         f"         password grant for users: {users} (passwords in the credentials file)"
     )
 

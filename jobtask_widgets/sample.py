@@ -73,7 +73,7 @@ def write_sample(root: str | os.PathLike[str]) -> Sample:
     """
     sample = Sample(Path(root).resolve())
     sample.root.mkdir(parents=True, exist_ok=True)
-    _write_json(
+    _write_private_json(
         sample.root / "credentials.json",
         {"project_id": SAMPLE_PROJECT_ID, "project_api_key": SAMPLE_API_KEY, "users": SAMPLE_USERS},
     )
@@ -316,6 +316,16 @@ def _fresh(folder: Path) -> None:
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
+
+
+def _write_private_json(path: Path, value: Any) -> None:
+    """Write a JSON file only its owner can read (mode 0600 from its creation, also when replaced)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
+    with open(fd, "w", encoding="utf-8") as f:
+        os.fchmod(f.fileno(), 0o600)  # an existing file keeps its mode through O_CREAT
+        f.write(text)
 
 
 def _write_json(path: Path, value: Any) -> None:

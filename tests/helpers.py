@@ -194,6 +194,19 @@ class Running:
                 return line
         raise AssertionError(f"no line starting with {prefix!r}; output so far:\n" + "\n".join(self.lines))
 
+    def output(self, timeout: float = 30) -> str:
+        """Every line it printed, once it has ended (stop or interrupt it first)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.lines.append(line)
+        return "\n".join(self.lines)
+
     def interrupt(self) -> int:
         self.proc.send_signal(signal.SIGINT)
         return self.proc.wait(timeout=30)

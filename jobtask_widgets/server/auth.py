@@ -21,6 +21,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import secrets
@@ -31,6 +32,8 @@ from typing import Any
 
 from ..errors import StoreError
 from ..jsonfile import read_json_object
+
+log = logging.getLogger("jobtask_widgets.server")
 
 SECRET_ENV = "JOBTASK_SERVER_SECRET"
 MIN_TOKEN_TTL = 300  # the original client reuses a token for 299 s whatever expires_in says
@@ -62,6 +65,14 @@ class Credentials:
             raise StoreError(f"no credentials file at {path}; write one like {accepted}") from exc
         except ValueError as exc:
             raise StoreError(f"credentials file {path} {exc}; it must hold {accepted}") from exc
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            log.warning(
+                "credentials file %s can be read by other users (mode %o); `chmod 600 %s` keeps its keys to you",
+                path,
+                mode,
+                path,
+            )
         pid, key, users = raw.get("project_id"), raw.get("project_api_key"), raw.get("users", {})
         if not isinstance(pid, str) or not isinstance(key, str) or not pid or not key:
             raise StoreError(f"credentials file {path} needs non-empty project_id and project_api_key: {accepted}")

@@ -14,8 +14,10 @@ Limits that hold under abuse (issue 13), all set by :func:`make_server`:
   connection beyond it makes room by closing the connection that has waited longest for a head
   (idle or half-sent); when every connection has a request in flight, the new one's request is
   answered 503 in the protocol's error envelope (uvicorn's own 503 is plain text) and closed. So
-  open sockets stay within ``limit_concurrency + 1`` and idle ones can never use up the file
-  descriptors; the default limit leaves room below the process's open-file limit.
+  open sockets stay within ``limit_concurrency + 1`` once a burst is shed (the backlog bounds a
+  burst), and idle ones can never use up the file descriptors; the default limit leaves room
+  below the process's open-file limit. A request's body and a slow reader of an answer have no
+  deadline here.
 - **TCP_NODELAY on every accepted connection.** asyncio sets it only when the listening socket was
   made with ``proto=IPPROTO_TCP``; :func:`bind` does so, and the protocol sets it once more for a
   socket made elsewhere. Without it, every answer on a kept-alive connection waited for the
@@ -38,6 +40,7 @@ from fastapi import FastAPI
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
+from .logs import log_config
 from .problems import error_response
 
 TIMEOUT_HEAD = 10.0
@@ -47,13 +50,14 @@ TIMEOUT_KEEP_ALIVE = 5
 LIMIT_CONCURRENCY = 1000
 """The most connections served at once, when the open-file limit allows it."""
 BACKLOG = 2048
-"""Connections the kernel queues before they are accepted (Linux caps it at ``net.core.somaxconn``)."""
+"""The most connections queued by the kernel before they are accepted, when the limit is higher."""
 
 
 def default_limit_concurrency() -> int:
     """:data:`LIMIT_CONCURRENCY`, or less when the open-file limit is low.
 
-    Each connection may hold a socket and an open file (a download); 64 descriptors are left for
+    Each connection may hold a socket and an open file (a download), and a burst may be accepted
+    before the limit sheds it (see ``backlog`` in :func:`make_server`); 64 descriptors are left for
     the rest of the process.
 
     Returns:
@@ -95,7 +99,8 @@ class _Protocol(H11Protocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        assert isinstance(config, _Config)
+        if not isinstance(config, _Config):
+            raise TypeError("_Protocol needs the settings of make_server (a _Config)")
         self._timeout_head = config.timeout_head
         self._limit = config.max_connections
         self._app = self.app
@@ -147,14 +152,17 @@ class _Protocol(H11Protocol):
         self.waiting_since = None
         if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
             return
-        if self.conn.trailing_data[0]:
-            message = f"the request's line and headers did not arrive within {self._timeout_head:g} s"
-            answer = error_response(408, message, {"Connection": "close"})
-            head = h11.Response(status_code=408, headers=answer.raw_headers, reason=b"Request Timeout")
-            for event in (head, h11.Data(data=bytes(answer.body)), h11.EndOfMessage()):
-                self.transport.write(self.conn.send(event))
-        else:
-            self.conn.send(h11.ConnectionClosed())
+        partial = bool(self.conn.trailing_data[0])
+        self.logger.debug("%s: no request head within %g s; closed", self.client, self._timeout_head)
+        with contextlib.suppress(h11.LocalProtocolError):
+            if partial:
+                message = f"the request's line and headers did not arrive within {self._timeout_head:g} s"
+                answer = error_response(408, message, {"Connection": "close"})
+                head = h11.Response(status_code=408, headers=answer.raw_headers, reason=b"Request Timeout")
+                for event in (head, h11.Data(data=bytes(answer.body)), h11.EndOfMessage()):
+                    self.transport.write(self.conn.send(event))
+            else:
+                self.conn.send(h11.ConnectionClosed())
         self.transport.close()
 
     def _shed(self) -> None:
@@ -163,6 +171,7 @@ class _Protocol(H11Protocol):
         since = {c: t for c, t in waiting.items() if t is not None}
         if since:
             oldest = min(since, key=since.__getitem__)
+            self.logger.debug("%s: closed to make room within %d connections", oldest.client, self._limit)
             oldest._stop_head_timer()
             self.connections.discard(oldest)  # now, not once asyncio calls connection_lost
             oldest.transport.abort()
@@ -245,7 +254,7 @@ def make_server(
     timeout_head: float = TIMEOUT_HEAD,
     timeout_keep_alive: int = TIMEOUT_KEEP_ALIVE,
     limit_concurrency: int | None = None,
-    backlog: int = BACKLOG,
+    backlog: int | None = None,
 ) -> uvicorn.Server:
     """A uvicorn server for ``app`` on ``sock``; run it with ``server.run(sockets=[sock])``.
 
@@ -260,12 +269,16 @@ def make_server(
         limit_concurrency: The most connections served at once; beyond it the connection that
             has waited longest for a head is closed, or, when none waits, the request is answered
             503. ``None``: :func:`default_limit_concurrency`.
-        backlog: Connections the kernel queues before they are accepted.
+        backlog: Connections the kernel queues before they are accepted (Linux caps it at
+            ``net.core.somaxconn``); asyncio also accepts up to this many in one go, before the
+            limit sheds any. ``None``: ``min(2048, limit_concurrency)``, so a burst cannot take
+            more than twice the limit in file descriptors, even for an instant.
 
     Raises:
         ValueError: when a timeout, the limit or the backlog is not positive.
     """
     limit = default_limit_concurrency() if limit_concurrency is None else limit_concurrency
+    backlog = min(BACKLOG, limit) if backlog is None else backlog
     if min(timeout_head, timeout_keep_alive, limit, backlog) <= 0:
         raise ValueError("timeout_head, timeout_keep_alive, limit_concurrency and backlog must be positive")
     config = _Config(
@@ -274,6 +287,7 @@ def make_server(
         max_connections=limit,
         http=_Protocol,
         log_level=log_level,
+        log_config=log_config(),  # uvicorn's own, with secrets redacted from the access log
         lifespan="off",
         access_log=log_level in {"info", "debug"},
         timeout_keep_alive=timeout_keep_alive,
@@ -294,7 +308,7 @@ class BackgroundServer:
         timeout_head: Seconds for a request's line and headers to arrive (see :func:`make_server`).
         timeout_keep_alive: Seconds an idle kept-alive connection stays open.
         limit_concurrency: The most connections served at once; ``None`` for the default.
-        backlog: Connections the kernel queues before they are accepted.
+        backlog: Connections the kernel queues before they are accepted; ``None`` for the default.
     """
 
     def __init__(
@@ -308,7 +322,7 @@ class BackgroundServer:
         timeout_head: float = TIMEOUT_HEAD,
         timeout_keep_alive: int = TIMEOUT_KEEP_ALIVE,
         limit_concurrency: int | None = None,
-        backlog: int = BACKLOG,
+        backlog: int | None = None,
     ) -> None:
         self._sock = sock if sock is not None else bind(host, port)
         self.url = url_of(self._sock)

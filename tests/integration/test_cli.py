@@ -36,7 +36,8 @@ def test_serve_prints_the_url_and_credentials_and_the_api_walks_through(
     assert url.startswith("http://127.0.0.1:")
     assert not url.endswith(":0")
     accepts = run.wait_for("Accepts:")
-    assert own_sample.project_id in accepts and own_sample.project_api_key in accepts
+    assert own_sample.project_id in accepts and own_sample.project_api_key not in accepts
+    assert f"the API key in {own_sample.root / 'credentials.json'}" in accepts
     assert "analyst" in run.wait_for("         password grant")
     # token -> tasks -> data-json -> signed URL -> archive -> quicklook
     token = requests.post(

@@ -1,0 +1,53 @@
+"""The server's logging: uvicorn's own configuration, with secrets redacted from the access log.
+
+A signed download URL opens its archive for anyone until it expires, so its ``signature`` is a
+secret for that long; an access token or a password in a query string (a client that puts
+them there by mistake) is one for longer. The access log records every request line, so
+:class:`RedactSecrets` replaces the values of :data:`SECRET_PARAMETERS` in it with
+``REDACTED`` before any handler sees the record. Credentials travel in headers and bodies,
+which uvicorn never logs.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+from typing import Any
+
+import uvicorn.config
+
+SERVER_LOGGER = "jobtask_widgets.server"
+"""The logger of the server's own warnings."""
+SECRET_PARAMETERS = ("signature", "access_token", "token", "password", "client_secret", "api_key", "project_api_key")
+_SECRET = re.compile(r"(?i)([?&](?:" + "|".join(SECRET_PARAMETERS) + r")=)[^&#\s]*")
+
+
+def redact(text: str) -> str:
+    """``text`` with the value of every secret query parameter replaced by ``REDACTED``."""
+    return _SECRET.sub(r"\1REDACTED", text)
+
+
+class RedactSecrets(logging.Filter):
+    """Redacts secret query parameters in a log record's arguments (uvicorn's access log)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in record.args)
+        record.msg = redact(record.msg) if isinstance(record.msg, str) else record.msg
+        return True
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's default logging configuration, with :class:`RedactSecrets` on its access logger
+    and :data:`SERVER_LOGGER` printed like uvicorn's own messages."""
+    config: dict[str, Any] = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config.setdefault("filters", {})["redact_secrets"] = {"()": f"{__name__}.RedactSecrets"}
+    config["loggers"]["uvicorn.access"]["filters"] = ["redact_secrets"]
+    # the server's own warnings (a readable credentials file, a file rewritten while sent) in
+    # uvicorn's format, not bare lines from logging's last-resort handler
+    config["loggers"][SERVER_LOGGER] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
+
+
+__all__ = ["SECRET_PARAMETERS", "SERVER_LOGGER", "RedactSecrets", "log_config", "redact"]

@@ -1,0 +1,84 @@
+"""No secrets in what the server prints or in world-readable files: `serve` run as a user runs it,
+every kind of credential used against it, then its whole output scanned."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+
+from jobtask_widgets.sample import SAMPLE_USERS, Sample, write_sample
+from jobtask_widgets.server.logs import redact
+from tests.helpers import Running
+
+
+def test_redact_replaces_the_values_of_secret_parameters_only() -> None:
+    line = '127.0.0.1:5 - "GET /archives/p/j/t/output.tar.gz?expires=1700000000&signature=ab12cd HTTP/1.1" 200'
+    assert redact(line) == line.replace("ab12cd", "REDACTED")
+    assert redact("/x?access_token=t0k&Password=pw&keep=1") == "/x?access_token=REDACTED&Password=REDACTED&keep=1"
+    assert redact("/no/secret?expires=5") == "/no/secret?expires=5"
+
+
+def test_the_log_of_a_served_session_holds_no_key_password_token_or_signature(
+    own_sample: Sample, tmp_path: Path
+) -> None:
+    run = Running(["serve", str(own_sample.root), "--port", "0", "--log-level", "info", "--cache-dir", str(tmp_path)])
+    try:
+        url = run.wait_for("API: ").removeprefix("API: ")
+        run.wait_for("Press Ctrl-C")
+        ((user, password),) = SAMPLE_USERS.items()
+        by_key = requests.post(
+            f"{url}/oauth/token", data={"grant_type": "client_credentials"},
+            auth=(own_sample.project_id, own_sample.project_api_key), timeout=30,
+        ).json()["access_token"]  # fmt: skip
+        by_password = requests.post(
+            f"{url}/oauth/token", data={"grant_type": "password", "username": user, "password": password}, timeout=30
+        ).json()["access_token"]
+        wrong = requests.post(
+            f"{url}/oauth/token", data={"grant_type": "client_credentials"},
+            auth=(own_sample.project_id, own_sample.project_api_key + "x"), timeout=30,
+        )  # fmt: skip
+        assert wrong.status_code == 401
+        task = f"{url}/projects/{own_sample.project_id}/jobs/{own_sample.job_id}/tasks/{own_sample.task_ids[0]}"
+        auth = {"Authorization": f"Bearer {by_key}"}
+        signed = requests.get(f"{task}/downloads/results/", headers=auth, timeout=30).json()["data"]["url"]
+        assert requests.get(signed, timeout=60).status_code == 200
+        signature = parse_qs(urlsplit(signed).query)["signature"][0]
+        # secrets a careless client puts in the query string
+        careless = requests.get(f"{task}/outputs/data-json/?access_token={by_password}&password={password}", timeout=30)
+        assert careless.status_code == 401
+        requests.get(f"{task}/outputs/data-json/", headers={"Authorization": f"Bearer {by_password}"}, timeout=30)
+    finally:
+        status = run.interrupt()
+    output = run.output()
+    assert status == 0
+    assert "output.tar.gz?expires=" in output and "signature=REDACTED" in output  # the request was logged
+    assert "access_token=REDACTED" in output and "password=REDACTED" in output
+    for label, secret in {
+        "API key": own_sample.project_api_key,
+        "password": password,
+        "token from the key": by_key,
+        "token from the password": by_password,
+        "URL signature": signature,
+    }.items():
+        assert secret not in output, f"the {label} is in the server's output:\n{output}"
+    assert f"the API key in {own_sample.root / 'credentials.json'}" in output  # the banner says where it is
+
+
+def test_the_sample_credentials_are_written_owner_only_and_a_readable_file_is_warned_about(tmp_path: Path) -> None:
+    sample = write_sample(tmp_path / "store")
+    credentials = sample.root / "credentials.json"
+    assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
+    credentials.chmod(0o644)
+    write_sample(sample.root)  # written again over a readable one: owner-only again
+    assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
+    credentials.chmod(0o644)
+    run = Running(["serve", str(sample.root), "--port", "0", "--cache-dir", str(tmp_path / "cache")])
+    try:
+        warning = run.wait_for("WARNING")
+    finally:
+        run.interrupt()
+    assert f"credentials file {credentials} can be read by other users (mode 644)" in warning
+    assert "chmod 600" in warning
