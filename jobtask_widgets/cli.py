@@ -1,4 +1,4 @@
-"""The ``jobtask-widgets`` command: ``serve``, ``sample`` and ``demo``."""
+"""The ``jobtask-widgets`` command: ``serve``, ``sample``, ``cache``, ``doctor`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -50,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     cache = sub.add_parser("cache", help="show the overview cache's size; --clear empties it")
     cache.add_argument("--clear", action="store_true", help="remove every cached overview")
     cache.set_defaults(run=_cache)
+
+    doctor = sub.add_parser("doctor", help="check that this environment can show the widgets; say what to fix")
+    doctor.add_argument("--prefix", type=Path, help="check the front-end files of this environment prefix instead")
+    doctor.set_defaults(run=_doctor)
 
     demo = sub.add_parser("demo", help="the dashboard in Voila over the sample store, served from a temporary folder")
     demo.add_argument("--host", default="127.0.0.1", help="address both servers listen on (default 127.0.0.1)")
@@ -119,6 +123,17 @@ def _cache(args: argparse.Namespace) -> int:
     else:
         print(f"Overview cache {cache_root()}: {cache_size() / 1e6:.1f} MB")
     return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from .doctor import run_checks
+
+    checks = run_checks(args.prefix)
+    for check in checks:
+        print(check.line())
+    failed = sum(not c.ok for c in checks)
+    print(f"{len(checks) - failed} of {len(checks)} checks passed" + ("" if failed else ": ready"))
+    return 1 if failed else 0
 
 
 def _demo(args: argparse.Namespace) -> int:

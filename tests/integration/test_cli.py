@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 import requests
 
 from jobtask_widgets.sample import Sample
+from jobtask_widgets.server.run import free_port
 from tests.helpers import COMMAND, Api, Running
 
 
@@ -184,3 +186,36 @@ def test_sigterm_stops_the_demo_its_voila_and_kernels_and_removes_the_folder(run
     for url in (api, dashboard):
         with pytest.raises(requests.ConnectionError):
             requests.get(url, timeout=5)
+
+
+def doctor(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*COMMAND, "doctor", *args], capture_output=True, text=True, timeout=120, env={**os.environ, **env}
+    )
+
+
+def test_doctor_passes_in_this_environment_and_names_each_missing_piece(tmp_path: Path, api: Api) -> None:
+    ready = doctor(JOBTASK_API_URL=api.url)
+    assert ready.returncode == 0, ready.stdout + ready.stderr
+    assert ready.stdout.splitlines()[-1].endswith("checks passed: ready")
+    assert f"ok    API: {api.url} answers" in ready.stdout
+    assert "ok    jupyter-leaflet nbextension" in ready.stdout and "ok    GDAL drivers: GTiff and COG" in ready.stdout
+
+    # a copy of this environment's front-end files with jupyter-leaflet's nbextension removed
+    source = Path(sys.prefix) / "share" / "jupyter"
+    shutil.copytree(source, tmp_path / "share" / "jupyter", ignore=shutil.ignore_patterns("*.map"))
+    (tmp_path / "share" / "jupyter" / "nbextensions" / "jupyter-leaflet" / "index.js").unlink()
+    (tmp_path / "file").write_text("not a folder")
+    broken = doctor(
+        "--prefix", str(tmp_path),
+        JOBTASK_API_URL=f"http://127.0.0.1:{free_port()}", GDAL_SKIP="COG",
+        JOBTASK_WIDGETS_CACHE=str(tmp_path / "file" / "cache"),
+    )  # fmt: skip
+    assert broken.returncode == 1
+    lines = broken.stdout.splitlines()
+    assert "FAIL  jupyter-leaflet nbextension: missing" in broken.stdout
+    assert "ok    jupyter-leaflet lab extension" in broken.stdout and "ok    anywidget nbextension" in broken.stdout
+    assert "FAIL  GDAL drivers: COG missing" in lines
+    assert any(line.startswith("FAIL  overview cache:") and "is not writable" in line for line in lines)
+    assert any(line.startswith("FAIL  API: http://127.0.0.1:") and "did not answer" in line for line in lines)
+    assert lines[-1] == "4 of 8 checks passed"

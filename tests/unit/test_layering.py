@@ -16,7 +16,7 @@ WIDGET_LAYER = {"tilelayer", "mapwidget", "layerpanel", "layercontrols", "widget
 # the documented API's facade: its module-level imports are core, and map_results() and widget()
 # import the widget layer lazily, when a map or a widget is asked for
 FACADE = "jobtask"
-COMMANDS = {"cli", "demo"}  # the entry points, which start servers and dashboards
+COMMANDS = {"cli", "demo", "doctor"}  # the entry points: servers, dashboards, the environment check
 
 
 def module_name(path: Path) -> str:
