@@ -15,6 +15,7 @@ from typing import Any
 import ipywidgets as w
 
 from .layerpanel import LayerPanel
+from .plaintext import WHERE, PlainTextRepr
 from .view import RasterState, ResultsView
 
 COLORMAPS = ("viridis", "magma", "inferno", "plasma", "cividis", "greys", "terrain", "rdylgn", "spectral", "rdbu")
@@ -28,7 +29,7 @@ RGB, SINGLE = "RGB", "single band"
 ErrorHandler = Callable[[BaseException, str], None]
 
 
-class LayerControls(w.VBox):
+class LayerControls(PlainTextRepr, w.VBox):
     """Controls for the rasters, features and AOI of a :class:`ResultsView`.
 
     Args:
@@ -174,6 +175,10 @@ class LayerControls(w.VBox):
                 self._fill_range()
             finally:
                 self._syncing = False
+
+    def plain_text(self) -> str:
+        """The rasters and layers it controls, as text."""
+        return "\n".join(["LayerControls for a map of:", *(f"  {line}" for line in self.view.summary()), WHERE])
 
     def close(self) -> None:
         """Unlink from the view and close the controls."""

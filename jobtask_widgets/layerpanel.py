@@ -11,10 +11,11 @@ import html
 
 import ipywidgets as w
 
+from .plaintext import WHERE, PlainTextRepr
 from .view import ResultsView
 
 
-class LayerPanel(w.VBox):
+class LayerPanel(PlainTextRepr, w.VBox):
     """Toggles for each raster, the features and the AOI of a view.
 
     Args:
@@ -50,6 +51,10 @@ class LayerPanel(w.VBox):
             [w.HTML(f"<b>{html.escape(title)}</b>"), *rows], layout=w.Layout(width="auto", padding="0 6px")
         )
         self.add_class("jobtask-layer-panel")
+
+    def plain_text(self) -> str:
+        """The layers it toggles, as text."""
+        return f"LayerPanel: toggles for {', '.join(self.toggles) or 'nothing'}\n{WHERE}"
 
     def close(self) -> None:
         """Unlink from the view and close the controls."""

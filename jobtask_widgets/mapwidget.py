@@ -22,6 +22,7 @@ import ipywidgets as w
 from . import mapping
 from .errors import RasterError
 from .layerpanel import LayerPanel
+from .plaintext import WHERE, PlainTextRepr
 from .raster import encode
 from .tilelayer import RasterTileLayer
 from .view import FeatureState, RasterState, ResultsView
@@ -29,7 +30,7 @@ from .view import FeatureState, RasterState, ResultsView
 FALLBACK_AFTER = 4.0  # seconds a shown map waits for a tile layer to attach before the static overlay
 
 
-class ResultsMap(ipyleaflet.Map):
+class ResultsMap(PlainTextRepr, ipyleaflet.Map):
     """The results of a job task on an interactive map: one ``ResultsView`` drawn.
 
     Args:
@@ -212,6 +213,10 @@ class ResultsMap(ipyleaflet.Map):
     def static_overlays(self) -> dict[str, ipyleaflet.ImageOverlay]:
         """The static overlays shown where a tile layer could not attach."""
         return dict(self._overlays)
+
+    def plain_text(self) -> str:
+        """What the map shows, a line a layer, as text."""
+        return "\n".join(["ResultsMap:", *(f"  {line}" for line in self.view.summary()), WHERE])
 
     def close(self) -> None:
         """Close the map, its layers and panel, and the view when the map owns it."""

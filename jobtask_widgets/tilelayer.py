@@ -34,6 +34,7 @@ import traitlets as t
 from ipywidgets import widget_serialization
 
 from .errors import JobTaskError
+from .plaintext import WHERE, PlainTextRepr
 from .raster import RasterSource, Style
 from .view import RasterState
 
@@ -46,7 +47,7 @@ CACHE_TILES = 512
 WORKERS = 4
 
 
-class RasterTileLayer(anywidget.AnyWidget):
+class RasterTileLayer(PlainTextRepr, anywidget.AnyWidget):
     """A raster on an ipyleaflet map, as tiles rendered in the kernel and sent over the widget channel.
 
     Args:
@@ -216,6 +217,10 @@ class RasterTileLayer(anywidget.AnyWidget):
     def _forget(self, tile_id: str) -> None:
         with self._lock:
             self._futures.pop(tile_id, None)
+
+    def plain_text(self) -> str:
+        """The raster and its style, as text."""
+        return f"RasterTileLayer of {self.state.source.path}: {self.state!r}\n{WHERE}"
 
     def close(self) -> None:
         """Detach from every map view and stop rendering; close the raster if the layer opened it."""

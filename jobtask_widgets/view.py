@@ -289,6 +289,22 @@ class ResultsView:
             f"aoi={self.aoi is not None}, zoom {self.zoom} at {self.center[0]:.4f}, {self.center[1]:.4f})"
         )
 
+    def summary(self) -> list[str]:
+        """What the view shows, a line a layer, in plain words (the maps' text fallback)."""
+        lines = []
+        for name, state in self.rasters.items():
+            style = state.style
+            how = f"band {state.bands[0]}" if len(state.bands) == 1 else "bands " + ", ".join(map(str, state.bands))
+            how += f", {style.colormap}" if style.colormap else ""
+            shown = "shown" if state.visible else "hidden"
+            lines.append(f"raster {name}: {how}, stretch {style.stretch}, {shown}, opacity {state.opacity:g}")
+        if self.features is not None:
+            count = len(self.features.data["features"])
+            lines.append(f"{count} features, {'shown' if self.features.visible else 'hidden'}")
+        if self.aoi is not None:
+            lines.append(f"area of interest, {'shown' if self.aoi.visible else 'hidden'}")
+        return lines or ["nothing to show"]
+
     @property
     def toggles(self) -> dict[str, RasterState | FeatureState]:
         """Everything that can be shown or hidden, by label: each raster, ``"features"``, ``"AOI"``."""

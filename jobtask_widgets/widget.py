@@ -24,6 +24,7 @@ from . import taskinfo
 from .errors import DownloadCancelled, explain
 from .layercontrols import LayerControls
 from .mapwidget import ResultsMap
+from .plaintext import WHERE, PlainTextRepr
 
 if TYPE_CHECKING:
     from .jobtask import JobTask
@@ -34,7 +35,7 @@ SPINNER = '<i class="fa fa-spinner fa-spin"></i> '
 TAB_INFO, TAB_QUICKLOOKS, TAB_PLOTS = 0, 1, 2
 
 
-class JobTaskWidget(w.VBox):
+class JobTaskWidget(PlainTextRepr, w.VBox):
     """A job task in a notebook or a Voila dashboard.
 
     Args:
@@ -65,6 +66,7 @@ class JobTaskWidget(w.VBox):
         self.map: ResultsMap | None = None
         self.controls: LayerControls | None = None
         self.errors: list[BaseException] = []
+        self._info: dict[str, Any] = {}  # the metadata shown, for the text fallback
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._cancel = threading.Event()
@@ -138,8 +140,24 @@ class JobTaskWidget(w.VBox):
             self.info_panel.value = "<i>The task's metadata could not be fetched.</i>"
             self.show_error(exc, "Fetching the task's metadata")
             return
+        self._info = info
         self.header.value = taskinfo.header_html(info, self.jobtask.jobtask_id)
         self.info_panel.value = taskinfo.info_table_html(info)
+
+    def plain_text(self) -> str:
+        """The task, its status, what was downloaded and what the map shows, as text (no request made)."""
+        name = self._info.get("name") or "(metadata not fetched)"
+        lines = [
+            f"JobTaskWidget: task {name} ({self.jobtask.jobtask_id}), status {self._info.get('status', 'unknown')}"
+        ]
+        results, quicklooks = self.jobtask.results or [], self.jobtask.quicklooks or []
+        if results or quicklooks:
+            where = self.folder.value.strip()
+            lines.append(f"{len(results)} result files and {len(quicklooks)} quicklooks downloaded in {where}")
+        else:
+            lines.append("nothing downloaded yet")
+        lines += [f"map: {line}" for line in self.map.view.summary()] if self.map is not None else ["no map yet"]
+        return "\n".join([*lines, WHERE])
 
     # -- background work -------------------------------------------------------------------------------
     @property

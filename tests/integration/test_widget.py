@@ -15,6 +15,7 @@ from shapely.geometry import box
 import jobtask_widgets as jw
 from jobtask_widgets import transfer
 from jobtask_widgets.errors import AuthenticationError, RasterError, UnsafeArchiveError
+from jobtask_widgets.plaintext import WHERE
 from jobtask_widgets.sample import SAMPLE_MULTIBAND_TASK, SAMPLE_RGB_TASK, Sample
 from jobtask_widgets.taskinfo import flatten
 from tests.helpers import UNSAFE, Api, login, quick_client, start_api, store_output, visible
@@ -339,3 +340,31 @@ def test_a_replaced_map_and_a_closed_widget_close_their_rasters(api: Api, sample
     assert not any(s.closed for s in current)
     widget.close()
     assert widget.map is None and all(s.closed for s in current)
+
+
+def test_every_widget_has_a_whole_plain_text_fallback(api: Api, sample: Sample, tmp_path: Path) -> None:
+    widget = build(api.url, sample, SAMPLE_RGB_TASK, tmp_path / "out")
+    before = widget._repr_mimebundle_()
+    assert before["application/vnd.jupyter.widget-view+json"]["model_id"] == widget.model_id
+    text = before["text/plain"]
+    assert text.startswith(f"JobTaskWidget: task landsat-7-etm-rgb:1 ({SAMPLE_RGB_TASK}), status SUCCEEDED\n")
+    assert "\nnothing downloaded yet\nno map yet\n" in text
+    assert text.endswith(WHERE) and repr(widget) == text  # whole: ipywidgets' own cut it at 110 characters
+    widget.download_results_button.click()
+    finish(widget)
+    assert widget.map is not None and widget.controls is not None
+    text = widget._repr_mimebundle_()["text/plain"]
+    count = len(store_output(sample, SAMPLE_RGB_TASK))
+    assert f"\n{count} result files and 0 quicklooks downloaded in {tmp_path / 'out'}\n" in text
+    assert f"\nmap: raster {RGB_LAYER}: bands 1, 2, 3, stretch auto, shown, opacity 1\n" in text
+    assert "\nmap: area of interest" not in text and "features, shown\n" in text
+    widget.map.view.rasters[RGB_LAYER].visible = False
+    assert f"raster {RGB_LAYER}: bands 1, 2, 3, stretch auto, hidden" in repr(widget.map)
+    for part in (widget.map, widget.controls, widget.controls.panel, widget.map.raster_layers[RGB_LAYER]):
+        bundle = part._repr_mimebundle_()
+        bundle = bundle[0] if isinstance(bundle, tuple) else bundle  # anywidget's is (data, metadata)
+        assert "application/vnd.jupyter.widget-view+json" in bundle
+        assert bundle["text/plain"].endswith(WHERE) and len(bundle["text/plain"]) > 110
+    assert RGB_LAYER in repr(widget.controls.panel) and "landsat7_etm_rgb.tif" in repr(
+        widget.map.raster_layers[RGB_LAYER]
+    )
