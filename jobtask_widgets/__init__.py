@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from . import errors
 
 if TYPE_CHECKING:
+    from .browsersave import BrowserSave, save_to_browser
     from .client import authenticate
     from .jobtask import JobTask, initialize_jobtask, list_jobtasks
     from .widget import JobTaskWidget
@@ -19,14 +20,26 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
+    "BrowserSave": "browsersave",
     "authenticate": "client",
     "JobTask": "jobtask",
     "JobTaskWidget": "widget",
     "initialize_jobtask": "jobtask",
     "list_jobtasks": "jobtask",
+    "save_to_browser": "browsersave",
 }
 
-__all__ = ["JobTask", "JobTaskWidget", "__version__", "authenticate", "errors", "initialize_jobtask", "list_jobtasks"]
+__all__ = [
+    "BrowserSave",
+    "JobTask",
+    "JobTaskWidget",
+    "__version__",
+    "authenticate",
+    "errors",
+    "initialize_jobtask",
+    "list_jobtasks",
+    "save_to_browser",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -13,6 +13,7 @@ JobTaskError
 │   ├── DownloadCancelled    the caller cancelled it (nothing partial is left on disk)
 │   └── UnsafeArchiveError   a member that would escape, a link, a device, a bomb
 ├── RasterError              a raster that cannot be read (names the file and GDAL's reason)
+├── SaveError                a file saved to the browser changed, vanished or could not be read
 └── StoreError               a server store folder that breaks the layout (names the task)
 ```
 
@@ -30,6 +31,7 @@ __all__ = [
     "JobTaskError",
     "NotFoundError",
     "RasterError",
+    "SaveError",
     "StoreError",
     "UnsafeArchiveError",
     "explain",
@@ -84,6 +86,10 @@ class RasterError(JobTaskError):
     """A raster that cannot be read; the message names the file and GDAL's reason."""
 
 
+class SaveError(JobTaskError):
+    """A file being saved to the browser changed, vanished or could not be read (names the file)."""
+
+
 class StoreError(JobTaskError):
     """A folder served by the reference server does not follow the store layout."""
 
@@ -112,6 +118,8 @@ def explain(exc: BaseException) -> str:
         return "The download failed. Try again: it goes on from where it stopped."
     if isinstance(exc, RasterError):
         return "A result raster cannot be read."
+    if isinstance(exc, SaveError):
+        return "The save to your computer stopped: a file changed or vanished while it was sent."
     if isinstance(exc, ValueError):
         return "The input was not accepted."
     if isinstance(exc, OSError):

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).parents[2] / "jobtask_widgets"
 WIDGET_LIBRARIES = {"ipywidgets", "ipyleaflet", "anywidget"}
 SERVER_LIBRARIES = {"fastapi", "starlette", "uvicorn"}
 # the widget layer; everything else outside server/ is the headless core
-WIDGET_LAYER = {"tilelayer", "mapwidget", "layerpanel", "layercontrols", "widget", "plaintext"}
+WIDGET_LAYER = {"tilelayer", "mapwidget", "layerpanel", "layercontrols", "widget", "plaintext", "browsersave"}
 # the documented API's facade: its module-level imports are core, and map_results() and widget()
 # import the widget layer lazily, when a map or a widget is asked for
 FACADE = "jobtask"
