@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +87,7 @@ class BrowserSave(PlainTextRepr, anywidget.AnyWidget):
     """
 
     _esm = ESM
+    key = t.Unicode().tag(sync=True)  # names the model's save state in the page (views come and go)
     title = t.Unicode("Save to my computer:").tag(sync=True)
     entries = t.List(t.Dict(), default_value=[]).tag(sync=True)
     autostart = t.Bool(False).tag(sync=True)
@@ -111,7 +113,7 @@ class BrowserSave(PlainTextRepr, anywidget.AnyWidget):
         self._transfer: str | None = None
         self._expected = 0
         self._ids = itertools.count(1)
-        super().__init__(autostart=autostart, title=title)
+        super().__init__(key=uuid.uuid4().hex, autostart=autostart, title=title)
         if paths is not None:
             self.set_entries([entry(paths, filename, base=base)])
         self.on_msg(self._on_msg)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 from . import taskinfo
+from .browsersave import BrowserSave, Entry, entry
 from .errors import DownloadCancelled, explain
 from .layercontrols import LayerControls
 from .mapwidget import ResultsMap
@@ -89,6 +91,7 @@ class JobTaskWidget(PlainTextRepr, w.VBox):
         self.progress = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout=w.Layout(width="50%"))
         self.status = w.HTML()
         self.files = w.HTML(layout=w.Layout(max_height="160px", overflow="auto"))
+        self.save = BrowserSave()  # links that save the downloaded files on the user's computer
         self.map_area = w.HBox(
             [w.HTML("<i>Download the results to see them on the map.</i>")],
             layout=w.Layout(width="100%", min_height="40px"),
@@ -111,6 +114,7 @@ class JobTaskWidget(PlainTextRepr, w.VBox):
                 w.HBox([self.folder, *buttons]),
                 w.HBox([self.progress, self.status], layout=w.Layout(align_items="center")),
                 self.files,
+                self.save,
             ]
         )
         super().__init__(
@@ -271,6 +275,18 @@ class JobTaskWidget(PlainTextRepr, w.VBox):
         """List every downloaded file, results then quicklooks, relative to the output folder."""
         files = [*(self.jobtask.results or []), *(self.jobtask.quicklooks or [])]
         self.files.value = taskinfo.files_html(files, self.folder.value.strip() or None)
+        self.save.set_entries(self._save_entries())
+
+    def _save_entries(self) -> list[Entry]:
+        """All results as one ZIP, then each listed file on its own (a file removed since is left out)."""
+        results = [p for p in self.jobtask.results or [] if Path(p).is_file()]
+        quicklooks = [p for p in self.jobtask.quicklooks or [] if Path(p).is_file()]
+        entries = []
+        if results:
+            name = results_zip_name(self._info.get("name") or self.jobtask.jobtask_id)
+            entries.append(entry(results, name, label=f"all results ({name})"))
+        entries += [entry(p, label=Path(p).name) for p in [*results, *quicklooks]]
+        return entries
 
     def _show_quicklooks(self, files: list[str]) -> None:
         cards = []
@@ -324,7 +340,7 @@ class JobTaskWidget(PlainTextRepr, w.VBox):
         cancel = getattr(self, "_cancel", None)
         if cancel is not None:
             cancel.set()
-        for part in (getattr(self, "controls", None), getattr(self, "map", None)):
+        for part in (getattr(self, "controls", None), getattr(self, "map", None), getattr(self, "save", None)):
             if part is not None:
                 part.close()
         self.map = self.controls = None
@@ -362,3 +378,12 @@ class JobTaskWidget(PlainTextRepr, w.VBox):
 
         dismiss.on_click(drop)
         self.error_box.children = [card, *self.error_box.children][:MAX_ERRORS]
+
+
+def results_zip_name(task_name: str) -> str:
+    """``<task name>-results.zip``, the name kept to letters, digits, ``.``, ``_`` and ``-``.
+
+    Browsers and file systems refuse or rewrite other characters (``:`` in ``name:1`` on Windows).
+    """
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", task_name).strip("._") or "task"
+    return f"{safe}-results.zip"

@@ -216,22 +216,30 @@ const STYLE = `
 .jobtask-save-message.error { color: #d1242f; }
 `;
 
-const transfers = new WeakMap(); // model -> {transfer, started}
+// The saves of this page, by the model's `key`: anywidget hands each view (and `initialize`)
+// its own proxy of the model, and front ends re-create views (JupyterLab renders an output
+// again), so a save belongs to the model, not to a view.
+const saves = new Map();
 
-function modelState(model) {
-  if (!transfers.has(model)) transfers.set(model, { transfer: null, autostarted: false, counter: 0, listeners: new Set() });
-  return transfers.get(model);
+/** The save state of `model`: its transfer, the views to redraw, whether it autostarted. */
+export function saveState(model) {
+  const key = model.get("key");
+  if (!saves.has(key)) saves.set(key, { transfer: null, counter: 0, listeners: new Set(), autostarted: false });
+  return saves.get(key);
 }
 
-/** Start saving entry `index` of the model (after a click, or on display with autostart). */
-export async function startSave(model, index, win = globalThis) {
-  const state = modelState(model);
+/**
+ * Start saving entry `index` of the model (after a click, or on display with autostart); `state`
+ * is the model's save state (see `saveState`), whose transfer gets the kernel's messages.
+ */
+export async function startSave(model, index, state, win = globalThis) {
   if (state.transfer) state.transfer.cancel();
   const entry = (model.get("entries") || [])[index];
   if (!entry) return null;
   const writer = await chooseWriter(entry.filename, win);
   if (!writer) return null; // the user dismissed the picker
-  state.counter += 1;
+  writer.filename = entry.filename;
+  state.counter = (state.counter || 0) + 1;
   const id = `${Math.random().toString(36).slice(2, 8)}-${state.counter}`;
   const notify = () => state.listeners.forEach((fn) => fn());
   const transfer = new Transfer((msg) => model.send(msg), id, writer, {
@@ -257,7 +265,7 @@ export async function startSave(model, index, win = globalThis) {
 
 export default {
   initialize({ model }) {
-    const state = modelState(model);
+    const state = saveState(model);
     const onMessage = (msg, buffers) => {
       if (state.transfer) state.transfer.receive(msg, buffers);
     };
@@ -265,11 +273,12 @@ export default {
     return () => {
       model.off("msg:custom", onMessage);
       if (state.transfer) state.transfer.cancel();
+      saves.delete(model.get("key"));
     };
   },
 
   render({ model, el }) {
-    const state = modelState(model);
+    const state = saveState(model);
     const root = document.createElement("div");
     root.className = "jobtask-save";
     const style = document.createElement("style");
@@ -306,7 +315,7 @@ export default {
         link.dataset.filename = entry.filename;
         link.addEventListener("click", (event) => {
           event.preventDefault();
-          startSave(model, index).catch((err) => console.warn("jobtask-widgets: the save did not start:", err));
+          startSave(model, index, state).catch((err) => console.warn("jobtask-widgets: the save did not start:", err));
         });
         links.append(link);
       });
@@ -333,8 +342,8 @@ export default {
     drawLinks();
     drawProgress();
     if (model.get("autostart") && !state.autostarted) {
-      state.autostarted = true;
-      startSave(model, 0).catch((err) => console.warn("jobtask-widgets: the save did not start:", err));
+      state.autostarted = true; // once, however many views show it
+      startSave(model, 0, state).catch((err) => console.warn("jobtask-widgets: the save did not start:", err));
     }
     return () => {
       state.listeners.delete(drawProgress);

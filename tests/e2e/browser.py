@@ -163,3 +163,34 @@ def plot_in_widget(page: Any, button: str) -> None:
     widget.get_by_role("button", name=button).click()
     wait_image(page, ".jobtask-widget .widget-output img")
     widget.locator(".widget-output img").first.scroll_into_view_if_needed()
+
+
+def open_lab_notebook(page: Any, lab_url: str, notebook: str) -> None:
+    """Open ``notebook`` in a fresh JupyterLab workspace and wait until its kernel is idle (run nothing)."""
+    page.goto(f"{lab_url}/lab/tree/{notebook}?reset", timeout=120_000)
+    page.wait_for_function(
+        f"""() => {{ const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                   return w && w.context && w.context.path === {notebook!r} && w.sessionContext
+                       && w.sessionContext.session && w.sessionContext.session.kernel
+                       && w.sessionContext.session.kernel.status === 'idle'; }}""",
+        timeout=120_000,
+    )
+
+
+def run_cell(page: Any, index: int) -> None:
+    """Run cell ``index`` of the open notebook, as Shift+Enter on it would (without waiting for it)."""
+    page.evaluate(
+        f"""() => {{ const w = window.jupyterapp.shell.currentWidget;
+                   w.content.activeCellIndex = {index};
+                   return window.jupyterapp.commands.execute('notebook:run-cell'); }}"""
+    )
+
+
+def cell_output(page: Any, index: int, contains: str, timeout: float = 120_000) -> str:
+    """The text output of cell ``index`` once it holds ``contains``."""
+    selector = f".jp-Notebook .jp-Cell:nth-child({index + 1}) .jp-OutputArea-output"
+    page.wait_for_function(
+        f"() => [...document.querySelectorAll({selector!r})].some(o => o.innerText.includes({contains!r}))",
+        timeout=timeout,
+    )
+    return str(page.locator(selector).all_inner_texts())

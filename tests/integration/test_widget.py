@@ -3,8 +3,11 @@ clicked and every control changed, with assertions on the widgets, the files on 
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import time
+import zipfile
 from pathlib import Path
 
 import ipyleaflet
@@ -368,3 +371,39 @@ def test_every_widget_has_a_whole_plain_text_fallback(api: Api, sample: Sample, 
     assert RGB_LAYER in repr(widget.controls.panel) and "landsat7_etm_rgb.tif" in repr(
         widget.map.raster_layers[RGB_LAYER]
     )
+
+
+def test_save_to_my_computer_offers_all_results_as_one_zip_and_each_file(
+    api: Api, sample: Sample, tmp_path: Path
+) -> None:
+    widget = build(api.url, sample, SAMPLE_RGB_TASK, tmp_path / "out")
+    assert widget.save.entries == []  # nothing downloaded yet
+    widget.download_results_button.click()
+    finish(widget)
+    widget.download_quicklooks_button.click()
+    finish(widget)
+    results, quicklooks = widget.jobtask.results or [], widget.jobtask.quicklooks or []
+    labels = [e["label"] for e in widget.save.entries]
+    assert labels == [
+        "all results (landsat-7-etm-rgb_1-results.zip)",
+        *(Path(p).name for p in [*results, *quicklooks]),
+    ]
+    assert widget.save.entries[0]["files"] == len(results) >= 2
+    assert widget.save.entries[0]["size"] == sum(Path(p).stat().st_size for p in results)
+    # the whole transfer, the test playing the browser's part
+    sent: list[tuple[dict[str, object], list[bytes]]] = []
+    widget.save.send = lambda content, buffers=None: sent.append((content, list(buffers or [])))  # type: ignore[method-assign]
+    widget.save._on_msg(widget.save, {"kind": "start", "id": "s", "entry": 0}, [])
+    seq = 0
+    while sent[-1][0]["kind"] not in {"end", "error"}:
+        widget.save._on_msg(widget.save, {"kind": "next", "id": "s", "seq": seq}, [])
+        seq += 1
+    body = b"".join(b for content, buffers in sent if content["kind"] == "chunk" for b in buffers)
+    with zipfile.ZipFile(io.BytesIO(body)) as archive:
+        base = Path(os.path.commonpath([Path(p).parent for p in results]))
+        assert sorted(archive.namelist()) == sorted(Path(p).relative_to(base).as_posix() for p in results)
+        for path in results:
+            assert archive.read(Path(path).relative_to(base).as_posix()) == Path(path).read_bytes()
+    assert "BrowserSave" not in repr(widget) and widget.save.status == "sending"
+    widget.close()
+    assert widget.save.status == "cancelled" and not widget.save.busy
