@@ -5,6 +5,8 @@ the quicklook gallery; then Ctrl-C stops Voila, its kernels and the API and remo
 
 from __future__ import annotations
 
+import hashlib
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,8 +14,9 @@ from typing import Any
 import pytest
 
 from jobtask_widgets.demo import descendants
+from jobtask_widgets.sample import SAMPLE_RGB_TASK, Sample
 from tests.e2e.browser import open_popup, plot_in_widget, require_browser, screenshot, wait_image
-from tests.helpers import Running
+from tests.helpers import Running, store_output
 
 RGB_TASK = "landsat-7-etm-rgb:1"
 OTHER_TASK = "surface-reflectance-bgrn:1"
@@ -134,3 +137,48 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except (OSError, IndexError):
         return True
+
+
+NO_PICKER = 'Object.defineProperty(window, "showSaveFilePicker", { configurable: true, value: undefined });'
+
+
+def test_save_to_my_computer_in_the_dashboard(page: Any, demo: dict[str, Any], tmp_path: Path) -> None:
+    # headless Chromium answers the file picker with AbortError: the download link is tested here
+    page.add_init_script(NO_PICKER)
+    page.goto(demo["url"], timeout=180_000)
+    page.wait_for_selector(".widget-select select option", timeout=120_000)
+    choose_task(page, RGB_TASK)
+    widget = page.locator(W)
+    assert widget.locator("a.jobtask-save-link").count() == 0  # nothing downloaded: nothing to save
+    widget.get_by_role("button", name="Download results").click()
+    zip_link = widget.locator("a.jobtask-save-link", has_text="all results")
+    zip_link.wait_for(timeout=120_000)
+    screenshot(page, "dashboard-9-save-links")
+    with page.expect_download(timeout=120_000) as event:
+        zip_link.click()
+    download = event.value
+    assert download.suggested_filename == "landsat-7-etm-rgb_1-results.zip"
+    download.save_as(tmp_path / download.suggested_filename)
+    expected = store_output(Sample(demo["store"]), SAMPLE_RGB_TASK)
+    with zipfile.ZipFile(tmp_path / download.suggested_filename) as archive:
+        assert archive.testzip() is None
+        assert sorted(archive.namelist()) == sorted(expected)
+        for name, data in expected.items():
+            assert archive.read(name) == data
+    page.wait_for_function(
+        f"() => document.querySelector('{W} .jobtask-save').dataset.state === 'saved'", timeout=60_000
+    )
+    assert widget.locator(".jobtask-save-message").inner_text() == "Saved landsat-7-etm-rgb_1-results.zip"
+
+    widget.get_by_role("button", name="Download quicklooks").click()
+    quicklook = widget.locator("a.jobtask-save-link", has_text="quicklook_preview.png")
+    quicklook.wait_for(timeout=120_000)
+    with page.expect_download(timeout=120_000) as event:
+        quicklook.click()
+    saved = tmp_path / "quicklook.png"
+    event.value.save_as(saved)
+    assert event.value.suggested_filename == "quicklook_preview.png"
+    stored = Sample(demo["store"]).task_dir(SAMPLE_RGB_TASK) / "quicklooks" / "preview.png"  # served as quicklook_*
+    assert hashlib.sha256(saved.read_bytes()).digest() == hashlib.sha256(stored.read_bytes()).digest()
+    screenshot(page, "dashboard-10-saved")
+    assert page.errors == []
