@@ -69,7 +69,7 @@ def header_html(info: Mapping[str, Any], jobtask_id: str) -> str:
         f'<span class="jobtask-status" style="background:{colour};color:white;border-radius:8px;'
         f'padding:1px 8px;font-size:0.85em">{_esc(status)}</span><br>'
         f'<span style="color:#57606a">{" · ".join(facts)}</span><br>'
-        f'<span style="color:#8c959f;font-size:0.85em">job task {_esc(jobtask_id)}</span></div>'
+        f'<span style="color:#6e7781;font-size:0.85em">job task {_esc(jobtask_id)}</span></div>'
     )
 
 

@@ -23,6 +23,7 @@ from tests.e2e.browser import (
     require_browser,
     start,
 )
+from tests.e2e.vscodeharness import VSCodePage, VSCodeSite, install_npm_packages, jupyter_server, site, static_server
 
 
 @pytest.fixture(scope="session")
@@ -90,3 +91,26 @@ def lab_url(notebook_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     yield f"http://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(timeout=30)
+
+
+# ---- the VS Code harness (tests/e2e/vscodeharness.py): VS Code's widget renderer over a real kernel ----
+
+
+@pytest.fixture(scope="session")
+def vscode_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VSCodeSite]:
+    """The harness's page, served on 127.0.0.1, and a Jupyter server whose kernels it uses."""
+    require_browser()
+    node_modules = install_npm_packages()
+    root = tmp_path_factory.mktemp("vscode")
+    site(root / "site", node_modules)
+    (root / "kernel-cwd").mkdir()
+    with static_server(root / "site") as url, jupyter_server(root / "kernel-cwd", url) as (server, token):
+        yield VSCodeSite(url, server, token, root / "kernel-cwd")
+
+
+@pytest.fixture
+def vscode(page: Any, vscode_site: VSCodeSite) -> Iterator[VSCodePage]:
+    """``page`` as a VS Code notebook: ``vscode.open(...)`` then ``vscode.run(code)``; its kernel shut down after."""
+    notebook = VSCodePage(page, vscode_site)
+    yield notebook
+    notebook.close()
