@@ -6,10 +6,12 @@ the kernel's disk; this widget lets the person at the browser keep them. The fro
 (one file, or several as one ZIP) with progress and Cancel, and drives the transfer:
 
 - browser → kernel: ``{"kind": "start", "id", "entry"}``, then ``{"kind": "next", "id", "seq"}``
-  for each chunk (at most a few asked for and not yet written: flow control by the browser),
+  for each chunk (at most a few asked for and not yet written: flow control by the browser; each
+  ask is a credit for the next chunk, so asks that arrive out of order do no harm),
   ``{"kind": "saved", "id", "size"}`` once written, ``{"kind": "cancel", "id"}``;
 - kernel → browser: ``{"kind": "begin", "id", "filename", "total"}``, ``{"kind": "chunk", "id",
-  "seq"}`` with the bytes (about 1 MB) as the message's one buffer, ``{"kind": "end", "id",
+  "seq"}`` with the bytes (about 1 MB) as the message's one buffer (the browser writes chunks in
+  ``seq`` order, whatever order they arrive in), ``{"kind": "end", "id",
   "seq", "size"}`` when no chunk is left (``seq`` is the number of chunks), ``{"kind": "error",
   "id", "message"}`` (a file changed or vanished: the transfer ends) and ``{"kind": "cancel",
   "id"}`` when the kernel's side cancels.
@@ -159,12 +161,12 @@ class BrowserSave(PlainTextRepr, anywidget.AnyWidget):
         self.send({"kind": KINDS["BEGIN"], "id": transfer, "filename": chosen.filename, "total": self.total})
 
     def _next(self, transfer: str, seq: Any) -> None:
+        # each ask is a credit for the next chunk, whatever its seq says: a front end's messages
+        # may arrive out of order (the browser puts the chunks back in order by their seq)
         stream = self._stream
         if stream is None:
             return  # ended: asked beyond the end
-        if seq != self._expected:
-            self._fail(transfer, f"chunk {seq!r} was asked for, chunk {self._expected} was next")
-            return
+        seq = self._expected
         try:
             data = next(stream)
         except StopIteration:

@@ -104,6 +104,8 @@ export class Transfer {
     this.onProgress = onProgress;
     this.onEnd = onEnd;
     this.asked = 0; // chunks asked for
+    this.queued = 0; // chunks handed to the writer, in seq order
+    this.early = new Map(); // seq -> bytes of chunks that came before an earlier one
     this.written = 0; // chunks written
     this.bytes = 0; // bytes written
     this.total = 0;
@@ -136,19 +138,18 @@ export class Transfer {
         return "begun";
       case KINDS.CHUNK: {
         const buffer = buffers && buffers[0];
-        if (!buffer) {
-          this.fail("a chunk came without its bytes");
+        const seq = Number(msg.seq);
+        if (!buffer || !Number.isInteger(seq) || seq < this.queued || this.early.has(seq)) {
+          this.fail(buffer ? `chunk ${msg.seq} came twice or was never asked for` : "a chunk came without its bytes");
           return "error";
         }
-        this.queue = this.queue.then(async () => {
-          if (this.state !== "sending") return;
-          await this.writer.write(buffer);
-          this.written += 1;
-          this.bytes += buffer.byteLength;
-          this.onProgress(this);
-          this.ask();
-          await this.maybeClose();
-        }).catch((err) => this.fail(`the browser could not write the file: ${err && err.message ? err.message : err}`));
+        this.early.set(seq, buffer);
+        while (this.early.has(this.queued)) {
+          const next = this.early.get(this.queued);
+          this.early.delete(this.queued);
+          this.queued += 1;
+          this.queue = this.queue.then(() => this.write(next));
+        }
         return "chunk";
       }
       case KINDS.END:
@@ -164,6 +165,21 @@ export class Transfer {
       default:
         return "ignored";
     }
+  }
+
+  async write(buffer) {
+    if (this.state !== "sending") return;
+    try {
+      await this.writer.write(buffer);
+    } catch (err) {
+      this.fail(`the browser could not write the file: ${err && err.message ? err.message : err}`);
+      return;
+    }
+    this.written += 1;
+    this.bytes += buffer.byteLength;
+    this.onProgress(this);
+    this.ask();
+    await this.maybeClose();
   }
 
   async maybeClose() {
@@ -207,8 +223,8 @@ export function sizeText(size) {
 }
 
 const STYLE = `
-.jobtask-save { font-size: var(--jp-ui-font-size1, 13px); color: var(--vscode-foreground, inherit); margin: 4px 0; }
-.jobtask-save a { color: var(--vscode-textLink-foreground, #0969da); cursor: pointer; margin-right: 10px; }
+.jobtask-save { font-size: var(--jp-ui-font-size1, 13px); color: var(--jp-ui-font-color1, inherit); margin: 4px 0; }
+.jobtask-save a { color: var(--jp-content-link-color, #0969da); cursor: pointer; margin-right: 10px; }
 .jobtask-save a[aria-disabled="true"] { opacity: 0.5; pointer-events: none; }
 .jobtask-save-progress { display: flex; gap: 8px; align-items: center; margin-top: 4px; }
 .jobtask-save-progress[hidden] { display: none; }

@@ -111,3 +111,28 @@ test("sizes read as Python's size_text writes them", () => {
   assert.equal(sizeText(2 * 1048576 + 13), "2.0 MB");
   assert.equal(sizeText(3 * 1073741824), "3.0 GB");
 });
+
+test("chunks that arrive out of order are written in seq order; a repeated one fails", async () => {
+  const sent = [];
+  const writer = new FakeWriter();
+  const tr = new Transfer((m) => sent.push(m), "t", writer);
+  tr.start(0);
+  tr.receive({ kind: KINDS.BEGIN, id: "t", total: 6 });
+  const bytes = (n) => new DataView(new Uint8Array([n]).buffer);
+  assert.equal(tr.receive({ kind: KINDS.CHUNK, id: "t", seq: 2 }, [bytes(2)]), "chunk");
+  assert.equal(tr.receive({ kind: KINDS.END, id: "t", seq: 3, size: 3 }), "end");
+  assert.equal(tr.receive({ kind: KINDS.CHUNK, id: "t", seq: 0 }, [bytes(0)]), "chunk");
+  await settle();
+  assert.equal(writer.chunks.length, 1); // 1 has not come: 2 waits
+  assert.equal(tr.receive({ kind: KINDS.CHUNK, id: "t", seq: 1 }, [bytes(1)]), "chunk");
+  await settle();
+  assert.deepEqual(writer.chunks.map((c) => c.getUint8(0)), [0, 1, 2]);
+  assert.equal(tr.state, "saved");
+
+  const again = new Transfer(() => {}, "u", new FakeWriter());
+  again.start(0);
+  again.receive({ kind: KINDS.BEGIN, id: "u", total: 2 });
+  again.receive({ kind: KINDS.CHUNK, id: "u", seq: 0 }, [bytes(0)]);
+  assert.equal(again.receive({ kind: KINDS.CHUNK, id: "u", seq: 0 }, [bytes(0)]), "error");
+  assert.equal(again.state, "error");
+});
