@@ -10,7 +10,7 @@ the kernel's disk; this widget lets the person at the browser keep them. The fro
   ask is a credit for the next chunk, so asks that arrive out of order do no harm),
   ``{"kind": "saved", "id", "size"}`` once written, ``{"kind": "cancel", "id"}``;
 - kernel → browser: ``{"kind": "begin", "id", "filename", "total"}``, ``{"kind": "chunk", "id",
-  "seq"}`` with the bytes (about 1 MB) as the message's one buffer (the browser writes chunks in
+  "seq"}`` with the bytes (2 MiB) as the message's one buffer (the browser writes chunks in
   ``seq`` order, whatever order they arrive in), ``{"kind": "end", "id",
   "seq", "size"}`` when no chunk is left (``seq`` is the number of chunks), ``{"kind": "error",
   "id", "message"}`` (a file changed or vanished: the transfer ends) and ``{"kind": "cancel",
@@ -55,6 +55,7 @@ KINDS = {
 }
 
 ESM = Path(__file__).parent / "js" / "browsersave.js"
+PROGRESS_BYTES = 8 << 20  # the kernel's progress (``sent``) moves in steps of this many bytes
 PathLike = str | os.PathLike[str]
 
 
@@ -170,6 +171,7 @@ class BrowserSave(PlainTextRepr, anywidget.AnyWidget):
         try:
             data = next(stream)
         except StopIteration:
+            self.sent = stream.content_sent
             self.send({"kind": KINDS["END"], "id": transfer, "seq": seq, "size": stream.content_sent})
             self._close_stream()
             return
@@ -178,7 +180,8 @@ class BrowserSave(PlainTextRepr, anywidget.AnyWidget):
             return
         self._expected += 1
         self.send({"kind": KINDS["CHUNK"], "id": transfer, "seq": seq}, buffers=[data])
-        self.sent = stream.content_sent
+        if stream.content_sent - self.sent >= PROGRESS_BYTES or stream.content_sent == stream.total:
+            self.sent = stream.content_sent  # a trait message per chunk would slow the transfer down
 
     def _fail(self, transfer: str, message: str) -> None:
         self.send({"kind": KINDS["ERROR"], "id": transfer, "message": message})

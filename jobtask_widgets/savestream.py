@@ -26,8 +26,8 @@ from typing import IO
 
 from .errors import SaveError
 
-CHUNK = 1 << 20
-"""Bytes per chunk (the front end asks for one at a time)."""
+CHUNK = 2 << 20
+"""Bytes per chunk: 2 MiB (1 MiB made the transfer about a fifth slower; see bench_browsersave)."""
 
 
 @dataclass(frozen=True)

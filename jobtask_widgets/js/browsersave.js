@@ -16,7 +16,8 @@ export const KINDS = {
   ERROR: "error",
 };
 
-export const WINDOW = 4; // chunks asked for and not yet written, at most
+export const WINDOW = 8; // chunks asked for and not yet written, at most (16 MiB)
+const PROGRESS_MS = 200; // how often the browser's progress goes back to the kernel
 const REVOKE_MS = 60000; // a download link's object URL lives this long after the click
 
 /** Keeps chunks in memory and saves them as one Blob through a download link. */
@@ -258,11 +259,16 @@ export async function startSave(model, index, state, win = globalThis) {
   state.counter = (state.counter || 0) + 1;
   const id = `${Math.random().toString(36).slice(2, 8)}-${state.counter}`;
   const notify = () => state.listeners.forEach((fn) => fn());
+  let reported = 0;
   const transfer = new Transfer((msg) => model.send(msg), id, writer, {
     onProgress: (tr) => {
-      model.set("received", tr.bytes);
-      model.set("method", writer.method);
-      model.save_changes();
+      const now = Date.now();
+      if (now - reported >= PROGRESS_MS || tr.bytes >= tr.total) {
+        reported = now; // a message per chunk back to the kernel would slow the transfer down
+        model.set("received", tr.bytes);
+        model.set("method", writer.method);
+        model.save_changes();
+      }
       notify();
     },
     onEnd: (tr, status, message) => {
