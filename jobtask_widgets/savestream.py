@@ -219,7 +219,8 @@ class SaveStream:
 
 def _date_time(mtime_ns: int) -> tuple[int, int, int, int, int, int]:
     t = time.localtime(mtime_ns / 1e9)
-    return (max(t.tm_year, 1980), t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec)
+    # a ZIP holds the years 1980 to 2107 only; a file time outside them is clamped, not refused
+    return (min(max(t.tm_year, 1980), 2107), t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec)
 
 
 __all__ = ["CHUNK", "Member", "SaveStream", "plan"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 import zipfile
 from pathlib import Path
@@ -210,3 +211,14 @@ def test_a_vanished_file_and_bad_requests_end_in_an_error_message(tmp_path: Path
     assert sent.sent[-1][0]["kind"] == "error" and not widget.busy
     text = repr(widget)
     assert text.startswith("BrowserSave: x.zip\nerror: ") and "b.tif vanished" in text and text.endswith(WHERE)
+
+
+def test_file_times_a_zip_cannot_hold_are_clamped_not_refused(tmp_path: Path) -> None:
+    old, late = write(tmp_path / "old.tif", 10, 1), write(tmp_path / "late.tif", 10, 2)
+    os.utime(old, (0, 0))  # 1970
+    os.utime(late, (4_400_000_000, 4_400_000_000))  # 2109
+    with SaveStream(plan([old, late], tmp_path), as_zip=True) as stream:
+        body = b"".join(stream)
+    with zipfile.ZipFile(io.BytesIO(body)) as archive:
+        assert [i.date_time[0] for i in archive.infolist()] == [1980, 2107]
+        assert archive.read("late.tif") == late.read_bytes()
