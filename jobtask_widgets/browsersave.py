@@ -25,7 +25,6 @@ Either way the saved file has the entry's file name.
 
 from __future__ import annotations
 
-import itertools
 import os
 import uuid
 from collections.abc import Iterable, Sequence
@@ -115,7 +114,6 @@ class BrowserSave(PlainTextRepr, anywidget.AnyWidget):
         self._stream: SaveStream | None = None
         self._transfer: str | None = None
         self._expected = 0
-        self._ids = itertools.count(1)
         super().__init__(key=uuid.uuid4().hex, autostart=autostart, title=title)
         if paths is not None:
             self.set_entries([entry(paths, filename, base=base)])

@@ -99,8 +99,7 @@ def _serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror}; try --port 0", file=sys.stderr)
         return 2
-    credentials_file = args.credentials or app.state.settings.store.root / "credentials.json"
-    return _run(app, sock, args.log_level, banner=lambda url: _credentials_banner(app, credentials_file))
+    return _run(app, sock, args.log_level, banner=lambda url: _credentials_banner(app))
 
 
 def _sample(args: argparse.Namespace) -> int:
@@ -162,9 +161,10 @@ def _run(app: FastAPI, sock: socket.socket, log_level: str, banner: Callable[[st
     return 0 if server.started else 1
 
 
-def _credentials_banner(app: FastAPI, credentials_file: Path) -> str:
+def _credentials_banner(app: FastAPI) -> str:
     """Who may log in; never a key or a password (a terminal's scrollback and logs keep them)."""
     creds = app.state.settings.credentials
+    credentials_file = creds.source or "the credentials file"
     users = ", ".join(sorted(creds.users)) or "none"
     return (
         f"Accepts: client_credentials with project id {creds.project_id} and the API key in {credentials_file}\n"

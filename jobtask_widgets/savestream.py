@@ -61,6 +61,7 @@ def plan(paths: Iterable[str | os.PathLike[str]], base: str | os.PathLike[str] |
     files = [Path(p).absolute() for p in paths]
     if not files:
         raise ValueError("save needs at least one file; got none")
+    infos = []
     for path in files:
         try:
             info = path.stat()
@@ -68,10 +69,11 @@ def plan(paths: Iterable[str | os.PathLike[str]], base: str | os.PathLike[str] |
             raise ValueError(f"cannot save {path}: {exc.strerror or exc}") from exc
         if not stat.S_ISREG(info.st_mode):
             raise ValueError(f"cannot save {path}: only regular files can be saved")
+        infos.append(info)
     root = Path(base).absolute() if base is not None else Path(os.path.commonpath([p.parent for p in files]))
     members: list[Member] = []
     seen: set[str] = set()
-    for path in files:
+    for path, info in zip(files, infos, strict=True):
         try:
             arcname = PurePosixPath(*path.relative_to(root).parts).as_posix()
         except ValueError as exc:
@@ -79,7 +81,6 @@ def plan(paths: Iterable[str | os.PathLike[str]], base: str | os.PathLike[str] |
         if arcname in seen:
             raise ValueError(f"cannot save {path}: the name {arcname!r} is given twice")
         seen.add(arcname)
-        info = path.stat()
         members.append(Member(path, arcname, info.st_size, info.st_mtime_ns))
     return members
 

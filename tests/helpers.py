@@ -16,6 +16,7 @@ import tarfile
 import threading
 import time
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -180,31 +181,29 @@ class Running:
             self._queue.put(line.rstrip("\n"))
         self._queue.put(None)
 
-    def wait_for(self, prefix: str, timeout: float = 60) -> str:
+    def _lines(self, timeout: float) -> Iterator[str]:
+        """Each next line as it comes (kept in ``lines``), until the output ends or ``timeout`` passes."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
-                break
+                return
             if line is None:
-                break
+                return
             self.lines.append(line)
+            yield line
+
+    def wait_for(self, prefix: str, timeout: float = 60) -> str:
+        for line in self._lines(timeout):
             if line.startswith(prefix):
                 return line
         raise AssertionError(f"no line starting with {prefix!r}; output so far:\n" + "\n".join(self.lines))
 
     def output(self, timeout: float = 30) -> str:
         """Every line it printed, once it has ended (stop or interrupt it first)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if line is None:
-                break
-            self.lines.append(line)
+        for _ in self._lines(timeout):
+            pass
         return "\n".join(self.lines)
 
     def interrupt(self) -> int:

@@ -49,6 +49,7 @@ class Credentials:
     project_id: str
     project_api_key: str
     users: dict[str, str] = field(default_factory=dict)
+    source: Path | None = field(default=None, compare=False)  # the file they were read from
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Credentials:
@@ -78,7 +79,7 @@ class Credentials:
             raise StoreError(f"credentials file {path} needs non-empty project_id and project_api_key: {accepted}")
         if not isinstance(users, dict) or not all(isinstance(v, str) and v for v in users.values()):
             raise StoreError(f"credentials file {path}: users must map names to non-empty passwords: {accepted}")
-        return cls(pid, key, dict(users))
+        return cls(pid, key, dict(users), source=path)
 
     def check_project_key(self, project_id: str, api_key: str) -> bool:
         """Whether the project id and API key are the accepted ones (constant time)."""

@@ -55,11 +55,10 @@ display(w.VBox([m, visible, bands, status, remove]))
 """
 
 
-RESULTS_NOTEBOOK = """
+# the sample served in the kernel, its RGB task downloaded: the start of the notebooks below
+DOWNLOADED_RGB_TASK = """
 import tempfile
 from pathlib import Path
-
-from shapely.geometry import box
 
 import jobtask_widgets as jw
 from jobtask_widgets.sample import SAMPLE_RGB_TASK, write_sample
@@ -71,8 +70,15 @@ server = BackgroundServer(create_app(sample.root)).start()
 jw.authenticate(api_url=server.url, project_id=sample.project_id, project_api_key=sample.project_api_key)
 task = jw.initialize_jobtask(SAMPLE_RGB_TASK, sample.job_id)
 _ = task.download_results(folder / "results", progress=False)
+"""
+
+RESULTS_NOTEBOOK = (
+    DOWNLOADED_RGB_TASK
+    + """from shapely.geometry import box
+
 task.map_results(bands=[3, 2, 1], aoi=box(-78.2, 24.4, -77.4, 25.0), save_html="saved_map.html")
 """
+)
 
 
 MULTIBAND_WIDGET_NOTEBOOK = """
@@ -116,14 +122,7 @@ def start(args: list[str], cwd: Path, port: int) -> subprocess.Popen[bytes]:
 
 def open_in_lab(page: Any, lab_url: str, notebook: str) -> None:
     """Open ``notebook`` in a fresh JupyterLab workspace and run all its cells once its kernel is idle."""
-    page.goto(f"{lab_url}/lab/tree/{notebook}?reset", timeout=120_000)  # ?reset: no tabs from an earlier test
-    page.wait_for_function(
-        f"""() => {{ const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-                   return w && w.context && w.context.path === {notebook!r} && w.sessionContext
-                       && w.sessionContext.session && w.sessionContext.session.kernel
-                       && w.sessionContext.session.kernel.status === 'idle'; }}""",
-        timeout=120_000,
-    )
+    open_lab_notebook(page, lab_url, notebook)
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
 
 
@@ -167,7 +166,7 @@ def plot_in_widget(page: Any, button: str) -> None:
 
 def open_lab_notebook(page: Any, lab_url: str, notebook: str) -> None:
     """Open ``notebook`` in a fresh JupyterLab workspace and wait until its kernel is idle (run nothing)."""
-    page.goto(f"{lab_url}/lab/tree/{notebook}?reset", timeout=120_000)
+    page.goto(f"{lab_url}/lab/tree/{notebook}?reset", timeout=120_000)  # ?reset: no tabs from an earlier test
     page.wait_for_function(
         f"""() => {{ const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
                    return w && w.context && w.context.path === {notebook!r} && w.sessionContext

@@ -12,7 +12,15 @@ import hashlib
 import re
 from typing import Any
 
-from tests.e2e.browser import MAP_NOTEBOOK, RESULTS_NOTEBOOK, open_popup, plot_in_widget, screenshot, wait_image
+from tests.e2e.browser import (
+    DOWNLOADED_RGB_TASK,
+    MAP_NOTEBOOK,
+    RESULTS_NOTEBOOK,
+    open_popup,
+    plot_in_widget,
+    screenshot,
+    wait_image,
+)
 from tests.e2e.vscodeharness import HERE, WITHOUT_LEAFLET, VSCodePage
 
 FEATURES = ".leaflet-overlay-pane path.leaflet-interactive[stroke='#ff7800']"
@@ -36,22 +44,7 @@ jobtask = jw.initialize_jobtask(jobtask_id=connection.jobtask_id, job_id=connect
 jobtask.widget(output_directory=connection.downloads / "widget")
 """
 
-PLOT_NOTEBOOK = """
-import tempfile
-from pathlib import Path
-
-import jobtask_widgets as jw
-from jobtask_widgets.sample import SAMPLE_RGB_TASK, write_sample
-from jobtask_widgets.server import BackgroundServer, create_app
-
-folder = Path(tempfile.mkdtemp())
-sample = write_sample(folder / "store")
-server = BackgroundServer(create_app(sample.root)).start()
-jw.authenticate(api_url=server.url, project_id=sample.project_id, project_api_key=sample.project_api_key)
-task = jw.initialize_jobtask(SAMPLE_RGB_TASK, sample.job_id)
-_ = task.download_results(folder / "results", progress=False)
-task.plot_results()
-"""
+PLOT_NOTEBOOK = DOWNLOADED_RGB_TASK + "task.plot_results()\n"
 
 # WCAG contrast of an element's text against what is really behind it (ancestors' backgrounds,
 # translucent ones blended), in the page
