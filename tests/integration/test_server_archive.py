@@ -61,9 +61,24 @@ def test_the_archive_is_built_once_into_the_cache_never_into_the_store(api: Api,
     assert not list(api.cache_dir.rglob(".building-*"))
 
 
+class Heard(logging.Handler):
+    """Keeps the messages of the records it handles."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 def test_concurrent_first_requests_build_the_archive_once(
     own_api: Api, own_sample: Sample, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # uvicorn's log config may stop the server's logger from propagating: listen on it directly
+    server_logger = logging.getLogger("jobtask_widgets.server")
+    heard = Heard()
+    server_logger.addHandler(heard)
     caplog.set_level(logging.INFO, logger="jobtask_widgets.server")
     url = signed_url(own_api, own_sample.task_ids[1])
     barrier = threading.Barrier(6)
@@ -78,10 +93,11 @@ def test_concurrent_first_requests_build_the_archive_once(
         thread.start()
     for thread in threads:
         thread.join()
+    server_logger.removeHandler(heard)
     assert len(bodies) == 6
     assert len(set(bodies)) == 1
-    built = [r for r in caplog.records if r.getMessage().startswith("built the results archive")]
-    assert len(built) == 1, [r.getMessage() for r in built]
+    built = [m for m in heard.messages if m.startswith("built the results archive")]
+    assert len(built) == 1, built
     assert len(list(own_api.cache_dir.rglob("*.tar.gz"))) == 1
 
 

@@ -30,10 +30,12 @@ def test_a_source_is_a_context_manager_that_closes_every_threads_reader(tmp_path
     with RasterSource(path) as source:
         source.preview(64)
         readers = []
+        all_read = threading.Barrier(3)  # alive together, so no two threads share an ident
 
         def read_in_a_thread() -> None:
             source.preview(32)
             readers.append(source._readers[threading.get_ident()])
+            all_read.wait(timeout=30)
 
         threads = [threading.Thread(target=read_in_a_thread) for _ in range(3)]
         for thread in threads:
