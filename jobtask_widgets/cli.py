@@ -1,4 +1,4 @@
-"""The ``jobtask-widgets`` command: ``serve``, ``sample``, ``cache``, ``doctor`` and ``demo``."""
+"""The ``jobtask-widgets`` command: ``serve``, ``sample``, ``publish``, ``cache``, ``doctor`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -43,9 +43,22 @@ def _parser() -> argparse.ArgumentParser:
     _server_options(serve)
     serve.set_defaults(run=_serve)
 
-    sample = sub.add_parser("sample", help="write the sample store (two job tasks) into ROOT")
+    sample = sub.add_parser("sample", help="write the sample store (three job tasks) into ROOT")
     sample.add_argument("root", type=Path, metavar="ROOT")
     sample.set_defaults(run=_sample)
+
+    publish = sub.add_parser(
+        "publish",
+        help="make a job task of a folder of outputs (GeoTIFFs become COGs, with footprints and quicklooks)",
+    )
+    publish.add_argument("source", type=Path, metavar="SRC", help="the folder of outputs")
+    publish.add_argument("root", type=Path, metavar="ROOT", help="the store folder (created when missing)")
+    publish.add_argument("--project", required=True, help="the project id")
+    publish.add_argument("--job", required=True, help="the job id")
+    publish.add_argument("--task", help="the task id (default a new UUID)")
+    publish.add_argument("--name", help="the task's name and block name (default the folder's name)")
+    publish.add_argument("--replace", action="store_true", help="replace a task of that id that is already there")
+    publish.set_defaults(run=_publish)
 
     cache = sub.add_parser("cache", help="show the overview cache's size; --clear empties it")
     cache.add_argument("--clear", action="store_true", help="remove every cached overview")
@@ -100,6 +113,33 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror}; try --port 0", file=sys.stderr)
         return 2
     return _run(app, sock, args.log_level, banner=lambda url: _credentials_banner(app))
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from .publish import print_report, publish
+
+    try:
+        done = publish(
+            args.source,
+            args.root,
+            project_id=args.project,
+            job_id=args.job,
+            task_id=args.task,
+            name=args.name,
+            replace=args.replace,
+            report=print_report,
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    converted = f", {len(done.converted)} converted to COGs" if done.converted else ""
+    print(f"Task {done.task_id}: {len(done.files)} files{converted}, {len(done.quicklooks)} quicklooks")
+    print(f"  in {done.task_dir}")
+    if done.api_key:
+        print(f"New credentials in {Path(args.root).resolve() / 'credentials.json'} (shown once, keep the key):")
+        print(f"  project id {args.project}, API key {done.api_key}")
+    print(f"Serve it with: jobtask-widgets serve {args.root}")
+    return 0
 
 
 def _sample(args: argparse.Namespace) -> int:

@@ -1,14 +1,16 @@
 """The sample job-task store: what the demo serves and the tests run against.
 
 ``write_sample(root)`` writes, deterministically and with fixed ids, ``ROOT/credentials.json``
-and one project with one job holding two job tasks:
+and one project with one job holding three job tasks, every raster a Cloud-Optimized GeoTIFF
+(deflate, internal overviews), so the server's file URLs can be read in place by range:
 
 - ``SAMPLE_RGB_TASK``: real Landsat 7 imagery (``data/RGB.byte.tif``, CC0, see
   ``data/README.md``), a data.json with the scene's footprint (naming the raster in
   ``up42.data_path``) and detections (polygons and points), and a PNG quicklook;
 - ``SAMPLE_MULTIBAND_TASK``: a synthetic 2000 x 2000, 4-band uint16 surface-reflectance
-  GeoTIFF (blue, green, red, NIR; tiled, deflate, internal overviews, a nodata border), its
-  data.json and a quicklook.
+  raster (blue, green, red, NIR; a nodata border), its data.json and a quicklook;
+- ``SAMPLE_NDVI_TASK``: the NDVI of that scene at 20 m, one float32 band in -1...1 with NaN as
+  nodata (single-band colormaps, floats and NaN), its footprint and a colormapped quicklook.
 
 The ids of the first task and of the job are those of the documented API's example, so the
 documentation's snippets run against the sample as they are.
@@ -16,7 +18,6 @@ documentation's snippets run against the sample as they are.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import warnings
@@ -28,20 +29,23 @@ from typing import Any
 import numpy as np
 import rasterio
 from affine import Affine
-from rasterio.enums import ColorInterp, Resampling
+from rasterio.enums import ColorInterp
 from rasterio.errors import NotGeoreferencedWarning
-from rasterio.features import shapes
+from rasterio.io import MemoryFile
 from rasterio.transform import xy
 from rasterio.warp import transform as transform_xy
-from rasterio.warp import transform_geom
-from shapely.geometry import Polygon, mapping, shape
+from rio_tiler.colormap import cmap
 
+from .cog import write_cog
+from .footprint import footprint_4326
+from .storelayout import write_json, write_private_json
 from .stretch import band_ranges, to_unit
 
 SAMPLE_PROJECT_ID = "7b2ee4c5-1c0e-4a7a-9d54-1f1a6c9f2e31"
 SAMPLE_JOB_ID = "de5806aa-5ef1-4dc9-ab1d-06d7ec1a5021"
 SAMPLE_RGB_TASK = "3f772637-09aa-4164-bded-692fcd746d20"
 SAMPLE_MULTIBAND_TASK = "9c41d0e2-6b7a-4f35-8e2d-5a0b3c7d1e84"
+SAMPLE_NDVI_TASK = "5e2b7c1d-8f3a-4d6e-b9a0-1c2d3e4f5a6b"
 SAMPLE_API_KEY = "sample-api-key-not-a-secret"
 SAMPLE_USERS = {"analyst": "sample-password"}
 
@@ -57,7 +61,7 @@ class Sample:
     root: Path
     project_id: str = SAMPLE_PROJECT_ID
     job_id: str = SAMPLE_JOB_ID
-    task_ids: tuple[str, ...] = (SAMPLE_RGB_TASK, SAMPLE_MULTIBAND_TASK)
+    task_ids: tuple[str, ...] = (SAMPLE_RGB_TASK, SAMPLE_MULTIBAND_TASK, SAMPLE_NDVI_TASK)
     project_api_key: str = SAMPLE_API_KEY
 
     def task_dir(self, task_id: str) -> Path:
@@ -73,14 +77,16 @@ def write_sample(root: str | os.PathLike[str]) -> Sample:
     """
     sample = Sample(Path(root).resolve())
     sample.root.mkdir(parents=True, exist_ok=True)
-    _write_private_json(
+    write_private_json(
         sample.root / "credentials.json",
         {"project_id": SAMPLE_PROJECT_ID, "project_api_key": SAMPLE_API_KEY, "users": SAMPLE_USERS},
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         _write_rgb_task(sample.task_dir(SAMPLE_RGB_TASK))
-        _write_multiband_task(sample.task_dir(SAMPLE_MULTIBAND_TASK))
+        data = multiband_array()
+        _write_multiband_task(sample.task_dir(SAMPLE_MULTIBAND_TASK), data)
+        _write_ndvi_task(sample.task_dir(SAMPLE_NDVI_TASK), data)
     for sidecar in sample.root.rglob("*.aux.xml"):  # GDAL's statistics sidecars are no results
         sidecar.unlink()
     return sample
@@ -95,10 +101,10 @@ def _write_rgb_task(task: Path) -> None:
     tif = task / "output" / rel
     tif.parent.mkdir(parents=True)
     with resources.as_file(resources.files("jobtask_widgets") / "data" / "RGB.byte.tif") as source:
-        shutil.copyfile(source, tif)
+        write_cog(source, tif)
     with rasterio.open(tif) as src:
         mask = src.dataset_mask()
-        footprint = _footprint(mask, src.transform, src.crs, tolerance=900.0)
+        footprint = footprint_4326(mask, src.transform, src.crs, tolerance=900.0)
         detections = _rgb_detections(src)
         _write_quicklook(src.read(out_shape=(3, 240, 264)), src.read_masks(1, out_shape=(240, 264)), task)
     footprint_props = {
@@ -110,8 +116,8 @@ def _write_rgb_task(task: Path) -> None:
         "resolution_m": 300,
         "acquisitionDate": "1999-11-12",
     }
-    _write_json(task / "output" / "data.json", _collection([_feature(footprint, footprint_props), *detections]))
-    _write_json(
+    write_json(task / "output" / "data.json", _collection([_feature(footprint, footprint_props), *detections]))
+    write_json(
         task / "info.json",
         _info(
             SAMPLE_RGB_TASK,
@@ -206,29 +212,30 @@ def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray
     return np.asarray(rows[:, i] * (1 - f)[None, :] + rows[:, i + 1] * f[None, :], dtype=np.float32)
 
 
-def _write_multiband_task(task: Path) -> None:
+MULTIBAND_TRANSFORM = Affine(10.0, 0.0, 383_000.0, 0.0, -10.0, 5_830_000.0)  # near Berlin, 10 m pixels
+
+
+def _write_multiband_task(task: Path, data: np.ndarray) -> None:
     _fresh(task)
     rel = f"{MULTIBAND_SCENE_ID}/reflectance_bgrn.tif"
     tif = task / "output" / rel
     tif.parent.mkdir(parents=True)
-    data = multiband_array()
-    transform = Affine(10.0, 0.0, 383_000.0, 0.0, -10.0, 5_830_000.0)  # near Berlin, 10 m pixels
+    transform = MULTIBAND_TRANSFORM
     profile = {
         "driver": "GTiff", "width": data.shape[2], "height": data.shape[1], "count": 4, "dtype": "uint16",
-        "crs": "EPSG:32633", "transform": transform, "nodata": 0, "tiled": True, "blockxsize": 256,
-        "blockysize": 256, "compress": "deflate", "predictor": 2, "interleave": "pixel",
+        "crs": "EPSG:32633", "transform": transform, "nodata": 0,
     }  # fmt: skip
-    with rasterio.open(tif, "w", **profile) as dst:
-        dst.write(data)
-        dst.colorinterp = [ColorInterp.blue, ColorInterp.green, ColorInterp.red, ColorInterp.nir]
-        for band, (name, wavelength) in enumerate([("blue", 490), ("green", 560), ("red", 665), ("nir", 842)], start=1):
-            dst.set_band_description(band, name)
-            dst.update_tags(band, wavelength_nm=str(wavelength))
-        dst.update_tags(scale="0.0001", unit="surface reflectance")
-        dst.build_overviews([2, 4, 8], Resampling.average)
-        dst.update_tags(ns="rio_overview", resampling="average")
+    with MemoryFile() as memory:
+        with memory.open(**profile) as dst:
+            dst.write(data)
+            dst.colorinterp = [ColorInterp.blue, ColorInterp.green, ColorInterp.red, ColorInterp.nir]
+            for band, (name, wavelength) in enumerate([("blue", 490), ("green", 560), ("red", 665), ("nir", 842)], 1):
+                dst.set_band_description(band, name)
+                dst.update_tags(band, wavelength_nm=str(wavelength))
+            dst.update_tags(scale="0.0001", unit="surface reflectance")
+        write_cog(memory.name, tif)
     valid = (data[0] > 0).astype(np.uint8) * 255
-    footprint = _footprint(valid, transform, "EPSG:32633", tolerance=40.0)
+    footprint = footprint_4326(valid, transform, "EPSG:32633", tolerance=40.0)
     step = 4
     small = data[:, ::step, ::step]
     rgb = _stretch_to_byte(small[[2, 1, 0]], small[0] > 0)
@@ -242,8 +249,8 @@ def _write_multiband_task(task: Path) -> None:
         "cloudCoverage": 0.0,
         "acquisitionDate": "2026-06-21",
     }
-    _write_json(task / "output" / "data.json", _collection([_feature(footprint, props)]))
-    _write_json(
+    write_json(task / "output" / "data.json", _collection([_feature(footprint, props)]))
+    write_json(
         task / "info.json",
         _info(
             SAMPLE_MULTIBAND_TASK,
@@ -257,6 +264,65 @@ def _write_multiband_task(task: Path) -> None:
     )
 
 
+# -- task 3: NDVI, one float32 band with NaN as nodata ------------------------------------------------
+
+
+def ndvi_array(data: np.ndarray, step: int = 2) -> np.ndarray:
+    """The NDVI of the multiband scene, decimated by ``step``: float32 in -1...1, NaN outside the swath."""
+    red, nir = (data[i, ::step, ::step].astype(np.float32) for i in (2, 3))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ndvi = (nir - red) / (nir + red)
+    ndvi[(red == 0) | (nir == 0)] = np.nan
+    return np.clip(ndvi, -1.0, 1.0).astype(np.float32)
+
+
+def _write_ndvi_task(task: Path, data: np.ndarray, step: int = 2) -> None:
+    _fresh(task)
+    rel = f"{MULTIBAND_SCENE_ID}/ndvi.tif"
+    tif = task / "output" / rel
+    tif.parent.mkdir(parents=True)
+    ndvi = ndvi_array(data, step)
+    transform = MULTIBAND_TRANSFORM * Affine.scale(step)
+    profile = {
+        "driver": "GTiff", "width": ndvi.shape[1], "height": ndvi.shape[0], "count": 1, "dtype": "float32",
+        "crs": "EPSG:32633", "transform": transform, "nodata": float("nan"),
+    }  # fmt: skip
+    with MemoryFile() as memory:
+        with memory.open(**profile) as dst:
+            dst.write(ndvi, 1)
+            dst.set_band_description(1, "ndvi")
+            dst.update_tags(unit="NDVI", formula="(nir - red) / (nir + red)")
+        write_cog(memory.name, tif)
+    valid = np.isfinite(ndvi)
+    footprint = footprint_4326(valid.astype(np.uint8) * 255, transform, "EPSG:32633", tolerance=40.0)
+    small, small_valid = ndvi[::2, ::2], valid[::2, ::2]
+    lut = np.array([cmap.get("rdylgn")[i][:3] for i in range(256)], dtype=np.uint8)
+    index = np.round((np.nan_to_num(small, nan=0.0) + 1.0) * 127.5).astype(np.uint8)
+    _write_quicklook(lut[index].transpose(2, 0, 1), small_valid.astype(np.uint8) * 255, task)
+    props = {
+        "up42.data_path": rel,
+        "uid": "scene",
+        "sceneId": MULTIBAND_SCENE_ID,
+        "product": "NDVI",
+        "resolution_m": 10 * step,
+        "valueRange": [-1, 1],
+        "acquisitionDate": "2026-06-21",
+    }
+    write_json(task / "output" / "data.json", _collection([_feature(footprint, props)]))
+    write_json(
+        task / "info.json",
+        _info(
+            SAMPLE_NDVI_TASK,
+            name="ndvi:1",
+            block=("ndvi", "NDVI (normalised difference vegetation index)"),
+            version="1.0.3",
+            started="2026-11-02T09:21:05.611Z",
+            finished="2026-11-02T09:21:39.052Z",
+            description="NDVI from the 4-band reflectance at 20 m, float32, NaN as nodata",
+        ),
+    )
+
+
 def _stretch_to_byte(bands: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """The quicklook's bytes: each band stretched 2-98 % over its valid pixels, 0 elsewhere."""
     masked = np.ma.MaskedArray(bands, mask=np.broadcast_to(~valid, bands.shape))
@@ -265,14 +331,6 @@ def _stretch_to_byte(bands: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 # -- shared pieces -------------------------------------------------------------------------------------
-
-
-def _footprint(mask: np.ndarray, transform: Any, crs: Any, tolerance: float) -> dict[str, Any]:
-    """The outline of the largest valid-data area of ``mask`` (non-zero = valid), in EPSG:4326."""
-    polygons = [shape(geom) for geom, value in shapes(mask, mask=mask > 0, transform=transform) if value]
-    largest = Polygon(max(polygons, key=lambda p: p.area).exterior).simplify(tolerance)
-    geom = transform_geom(crs, "EPSG:4326", mapping(largest), precision=6)
-    return {"type": geom["type"], "coordinates": geom["coordinates"]}
 
 
 def _write_quicklook(rgb: np.ndarray, alpha: np.ndarray, task: Path) -> None:
@@ -316,18 +374,3 @@ def _fresh(folder: Path) -> None:
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-
-
-def _write_private_json(path: Path, value: Any) -> None:
-    """Write a JSON file only its owner can read (mode 0600 from its creation, also when replaced)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(value, indent=2, ensure_ascii=False) + "\n"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
-    with open(fd, "w", encoding="utf-8") as f:
-        os.fchmod(f.fileno(), 0o600)  # an existing file keeps its mode through O_CREAT
-        f.write(text)
-
-
-def _write_json(path: Path, value: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

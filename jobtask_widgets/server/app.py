@@ -15,7 +15,9 @@ from fastapi import FastAPI
 
 from .archive import ArchiveCache
 from .auth import MIN_TOKEN_TTL, Credentials, Signer
+from .catalog import router as catalog_router
 from .dependencies import ServerSettings
+from .outputs import FileFacts
 from .problems import exception_handlers
 from .routes import router
 from .store import Store
@@ -103,6 +105,7 @@ def create_app(
         credentials=Credentials.load(credentials_file or store.root / "credentials.json"),
         signer=Signer(secret),
         archives=ArchiveCache(cache_dir or store.root / ".cache"),
+        facts=FileFacts(),
         token_ttl=token_ttl,
         url_ttl=url_ttl,
         public_url=public_url,
@@ -116,6 +119,7 @@ def create_app(
     )
     app.state.settings = settings
     app.include_router(router)
+    app.include_router(catalog_router)
     return app
 
 

@@ -5,8 +5,9 @@ secret, so several workers that share the secret agree, and nothing is stored.
 
 - token: ``base64url(json claims) "." base64url(hmac)``; claims ``sub`` (who), ``pid`` (the
   project a project-key token is bound to, or null for a user), ``exp`` (epoch seconds).
-- signed URL: the query ``expires=<epoch>&signature=<hex hmac>`` over the archive's
-  project, job and task ids and the expiry, so it opens that archive only, until then.
+- signed URL: the query ``expires=<epoch>&signature=<hex hmac>`` over what it opens (an
+  archive, or one result file or quicklook: kind, project, job and task ids, path) and the
+  expiry, so it opens that one thing only, until then.
 
 Both are read strictly: one spelling only. A token is ``[A-Za-z0-9_-]+`` "." and the exact 43
 characters of its MAC, without padding or anything after it (a base64 decoder that skips
@@ -159,23 +160,61 @@ class Signer:
             return None, "the access token has expired; ask /oauth/token for a new one"
         return Claims(claims["sub"], claims.get("pid"), claims["exp"]), ""
 
-    # -- signed archive URLs ----------------------------------------------------------------------
-    def _url_mac(self, project_id: str, job_id: str, task_id: str, expires: int) -> str:
-        return self._mac(f"archive:{project_id}/{job_id}/{task_id}:{expires}").hex()
+    # -- signed URLs ------------------------------------------------------------------------------
+    def sign(self, resource: str, expires: int) -> dict[str, str]:
+        """The query parameters of a URL that opens ``resource`` only, until ``expires``.
+
+        Args:
+            resource: What the URL opens, as :func:`archive_resource` or :func:`file_resource`
+                name it.
+            expires: When it expires, in epoch seconds.
+        """
+        return {"expires": str(expires), "signature": self._mac(f"{resource}:{expires}").hex()}
+
+    def check(self, resource: str, expires: str, signature: str, *, what: str, thing: str, ask: str) -> str:
+        """Why a signed URL for ``resource`` is refused, or ``""`` when it is good.
+
+        Args:
+            resource: What the URL asked for, named as when it was signed.
+            expires: The URL's ``expires``.
+            signature: The URL's ``signature``.
+            what: What the URL is, for the message ("download URL", "file URL").
+            thing: What it opens, for the message ("this archive").
+            ask: Where a fresh one comes from, for the message ("downloads/results/").
+        """
+        if not expires and not signature:
+            return f"the {what} is not signed; ask {ask} for a new one"
+        if _EXPIRES.fullmatch(expires) is None or _SIGNATURE.fullmatch(signature) is None:
+            return f"the {what} is not signed as {ask} signs it; ask it for a new one"
+        expected = self._mac(f"{resource}:{int(expires)}").hex()
+        if not hmac.compare_digest(signature.encode(), expected.encode()):
+            return f"the {what}'s signature is not valid for {thing}"
+        if int(expires) <= time.time():
+            return f"the {what} has expired; ask {ask} for a new one"
+        return ""
 
     def sign_archive(self, project_id: str, job_id: str, task_id: str, expires: int) -> dict[str, str]:
         """The query parameters of a signed URL for one task's archive."""
-        return {"expires": str(expires), "signature": self._url_mac(project_id, job_id, task_id, expires)}
+        return self.sign(archive_resource(project_id, job_id, task_id), expires)
 
     def check_archive(self, project_id: str, job_id: str, task_id: str, expires: str, signature: str) -> str:
-        """Why a signed URL is refused, or ``""`` when it is good."""
-        if not expires and not signature:
-            return "the download URL is not signed; ask downloads/results/ for a new one"
-        if _EXPIRES.fullmatch(expires) is None or _SIGNATURE.fullmatch(signature) is None:
-            return "the download URL is not signed as downloads/results/ signs it; ask it for a new one"
-        expected = self._url_mac(project_id, job_id, task_id, int(expires))
-        if not hmac.compare_digest(signature.encode(), expected.encode()):
-            return "the download URL's signature is not valid for this archive"
-        if int(expires) <= time.time():
-            return "the download URL has expired; ask downloads/results/ for a new one"
-        return ""
+        """Why a signed archive URL is refused, or ``""`` when it is good."""
+        resource = archive_resource(project_id, job_id, task_id)
+        return self.check(
+            resource, expires, signature, what="download URL", thing="this archive", ask="downloads/results/"
+        )
+
+
+def archive_resource(project_id: str, job_id: str, task_id: str) -> str:
+    """What a signed archive URL opens: one task's results archive."""
+    return f"archive:{project_id}/{job_id}/{task_id}"
+
+
+def file_resource(project_id: str, job_id: str, task_id: str, kind: str, path: str) -> str:
+    """What a signed file URL opens: one file of a task's ``output/`` or ``quicklooks/``.
+
+    Args:
+        kind: ``"output"`` or ``"quicklook"``.
+        path: The file's path relative to that folder, ``/``-separated.
+    """
+    return f"{kind}:{project_id}/{job_id}/{task_id}/{path}"

@@ -16,6 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from .archive import ArchiveCache
 from .auth import Claims, Credentials, Signer
+from .outputs import FileFacts
 from .problems import not_found, unauthorized
 from .store import Store, TaskRef
 
@@ -29,6 +30,7 @@ class ServerSettings:
         credentials: The project key and the users the token endpoint accepts.
         signer: Issues and checks tokens and signed archive URLs.
         archives: Builds and keeps the results archives.
+        facts: The digests and raster fields of result files, once per file version.
         token_ttl: Seconds an access token lives.
         url_ttl: Seconds a signed archive URL lives.
         public_url: The base of signed URLs behind a proxy, or ``None`` for the request's own.
@@ -38,6 +40,7 @@ class ServerSettings:
     credentials: Credentials
     signer: Signer
     archives: ArchiveCache
+    facts: FileFacts
     token_ttl: int
     url_ttl: int
     public_url: str | None = None
@@ -73,9 +76,15 @@ def archives_of(settings: Settings) -> ArchiveCache:
     return settings.archives
 
 
+def facts_of(settings: Settings) -> FileFacts:
+    """The app's cache of result-file facts."""
+    return settings.facts
+
+
 StoreDep = Annotated[Store, Depends(store_of)]
 SignerDep = Annotated[Signer, Depends(signer_of)]
 ArchivesDep = Annotated[ArchiveCache, Depends(archives_of)]
+FactsDep = Annotated[FileFacts, Depends(facts_of)]
 
 BEARER = HTTPBearer(
     auto_error=False,  # a missing token is answered by bearer(), in the envelope

@@ -116,6 +116,23 @@ class QuicklookNamesAnswer(BaseModel):
     error: None = None
 
 
+class ResultFile(BaseModel):
+    """One regular file under a task's ``output/``."""
+
+    path: str = Field(description="Relative to output/, '/'-separated.", examples=["scene/ndvi.tif"])
+    size: int = Field(description="Bytes.")
+    media_type: str = Field(examples=["image/tiff; application=geotiff"])
+    sha256: str = Field(description="Lower-case hex SHA-256 of the file's bytes.")
+    url: str = Field(description="A signed URL of this file alone (GET, HEAD, Range), with expires and signature.")
+
+
+class ResultFilesAnswer(BaseModel):
+    """The answer of ``GET .../tasks/{t}/outputs/files/``: every result file, by path."""
+
+    data: list[ResultFile]
+    error: None = None
+
+
 class TokenAnswer(BaseModel):
     """A successful token request (not an envelope, as OAuth 2 asks)."""
 
@@ -155,4 +172,13 @@ FEATURE_COLLECTION_SCHEMA: dict[str, Any] = {
 FEATURE_COLLECTION_CONTENT: dict[str, Any] = {"application/json": {"schema": FEATURE_COLLECTION_SCHEMA}}
 ARCHIVE_CONTENT: dict[str, Any] = {"application/gzip": _BINARY}
 ARCHIVE_PARTS_CONTENT: dict[str, Any] = {"application/gzip": _BINARY, "multipart/byteranges": _BINARY}
+STAC_SCHEMA: dict[str, Any] = {
+    "description": "A STAC 1.1 Item (or, for a job, an ItemCollection): a GeoJSON Feature (FeatureCollection).",
+    "type": "object",
+    "properties": {"type": {"enum": ["Feature", "FeatureCollection"]}, "stac_version": {"type": "string"}},
+    "required": ["type"],
+    "additionalProperties": True,
+}
+STAC_CONTENT: dict[str, Any] = {"application/geo+json": {"schema": STAC_SCHEMA}}
+RESULT_FILE_CONTENT: dict[str, Any] = {"application/octet-stream": _BINARY, "multipart/byteranges": _BINARY}
 QUICKLOOK_CONTENT: dict[str, Any] = {media_type: _BINARY for media_type in sorted(set(QUICKLOOK_TYPES.values()))}

@@ -29,7 +29,6 @@ from __future__ import annotations
 import io
 import mimetypes
 import os
-import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,15 +36,10 @@ from typing import Any
 
 from ..errors import StoreError
 from ..jsonfile import read_json_object
+from ..storelayout import ID_PATTERN, is_valid_id
 from .errors import NotInStore
 
-ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 QUICKLOOK_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
-
-
-def is_valid_id(value: str) -> bool:
-    """Whether ``value`` is an acceptable id or quicklook name."""
-    return ID_PATTERN.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)
@@ -275,6 +269,28 @@ class Store:
             raise NotInStore(f"unknown {what}")
         return opened
 
+    def open_output_file(self, ref: TaskRef, path: str, media_type: str = "application/octet-stream") -> OpenFile:
+        """One file of a task's ``output/``, opened (see :func:`open_inside`).
+
+        Args:
+            ref: The task.
+            path: The file's path relative to ``output/``, ``/``-separated, as
+                :meth:`output_files` lists it.
+            media_type: What it is, for ``Content-Type``.
+
+        Raises:
+            NotInStore: when the task or the file is unknown, or the path is not one that
+                :meth:`output_files` could list (empty parts, ``.`` or ``..``, a NUL).
+        """
+        output = self.output_dir(ref)
+        what = f"file {path!r} of task {ref.task_id!r}"
+        if output is None or not is_relative_path(path):
+            raise NotInStore(f"unknown {what}")
+        opened = open_inside(output.joinpath(*path.split("/")), output, media_type)
+        if opened is None:
+            raise NotInStore(f"unknown {what}")
+        return opened
+
     def output_files(self, ref: TaskRef) -> list[tuple[str, Path]]:
         """The regular files under a task's ``output/``: ``(path relative to output/, resolved path)``.
 
@@ -336,6 +352,12 @@ class Store:
         if problems:
             raise StoreError(f"the store {self.root} has broken tasks:\n  " + "\n  ".join(problems))
         return refs
+
+
+def is_relative_path(path: str) -> bool:
+    """Whether ``path`` is a plain relative ``/``-separated path: no empty, ``.`` or ``..`` part, no NUL."""
+    parts = path.split("/")
+    return bool(path) and "\0" not in path and all(part not in ("", ".", "..") for part in parts)
 
 
 def _regular_inside(path: Path, base: Path) -> bool:

@@ -124,7 +124,7 @@ def test_the_token_is_renewed_before_expiry_and_once_on_a_401(proxy: FaultProxy,
     assert len(proxy.requests_to("/oauth/token")) == 2
     assert not [s for s in proxy.seen if s.status == 401]
     proxy.add(path="/tasks/", status=401)  # the server forgets the token once
-    assert len(client.list_tasks(sample.project_id, sample.job_id)) == 2
+    assert len(client.list_tasks(sample.project_id, sample.job_id)) == len(sample.task_ids)
     assert len(proxy.requests_to("/oauth/token")) == 3
     proxy.add(path="/tasks/", status=401, times=2)  # refused even after renewal
     with pytest.raises(AuthenticationError, match="refused the token"):
