@@ -225,9 +225,7 @@ def _build(staging: Path, files: list[tuple[str, Path]], published: Published, s
             published.quicklooks.append(quicklook)
 
 
-def _write_data_json(
-    staging: Path, files: list[tuple[str, Path]], published: Published, say: Callable[[str], None]
-) -> None:
+def _write_data_json(staging: Path, published: Published, say: Callable[[str], None]) -> None:
     """data.json: the features of the source's own, and a footprint for every raster it does not name."""
     path = staging / "output" / "data.json"
     features = _read_features(path) if path.is_file() else []

@@ -45,7 +45,7 @@ SAMPLE_PROJECT_ID = "7b2ee4c5-1c0e-4a7a-9d54-1f1a6c9f2e31"
 SAMPLE_JOB_ID = "de5806aa-5ef1-4dc9-ab1d-06d7ec1a5021"
 SAMPLE_RGB_TASK = "3f772637-09aa-4164-bded-692fcd746d20"
 SAMPLE_MULTIBAND_TASK = "9c41d0e2-6b7a-4f35-8e2d-5a0b3c7d1e84"
-SAMPLE_NDVI_TASK = "5e2b7c1d-8f3a-4d6e-b9a0-1c2d3e4f5a6b"
+SAMPLE_NDVI_TASK = "b5e2c7d1-8f3a-4d6e-b9a0-1c2d3e4f5a6b"
 SAMPLE_API_KEY = "sample-api-key-not-a-secret"
 SAMPLE_USERS = {"analyst": "sample-password"}
 
@@ -104,7 +104,7 @@ def _write_rgb_task(task: Path) -> None:
         write_cog(source, tif)
     with rasterio.open(tif) as src:
         mask = src.dataset_mask()
-        footprint = footprint_4326(mask, src.transform, src.crs, tolerance=900.0)
+        footprint = _footprint(mask, src.transform, src.crs, tolerance=900.0)
         detections = _rgb_detections(src)
         _write_quicklook(src.read(out_shape=(3, 240, 264)), src.read_masks(1, out_shape=(240, 264)), task)
     footprint_props = {
@@ -235,7 +235,7 @@ def _write_multiband_task(task: Path, data: np.ndarray) -> None:
             dst.update_tags(scale="0.0001", unit="surface reflectance")
         write_cog(memory.name, tif)
     valid = (data[0] > 0).astype(np.uint8) * 255
-    footprint = footprint_4326(valid, transform, "EPSG:32633", tolerance=40.0)
+    footprint = _footprint(valid, transform, "EPSG:32633", tolerance=40.0)
     step = 4
     small = data[:, ::step, ::step]
     rgb = _stretch_to_byte(small[[2, 1, 0]], small[0] > 0)
@@ -294,7 +294,7 @@ def _write_ndvi_task(task: Path, data: np.ndarray, step: int = 2) -> None:
             dst.update_tags(unit="NDVI", formula="(nir - red) / (nir + red)")
         write_cog(memory.name, tif)
     valid = np.isfinite(ndvi)
-    footprint = footprint_4326(valid.astype(np.uint8) * 255, transform, "EPSG:32633", tolerance=40.0)
+    footprint = _footprint(valid.astype(np.uint8) * 255, transform, "EPSG:32633", tolerance=40.0)
     small, small_valid = ndvi[::2, ::2], valid[::2, ::2]
     lut = np.array([cmap.get("rdylgn")[i][:3] for i in range(256)], dtype=np.uint8)
     index = np.round((np.nan_to_num(small, nan=0.0) + 1.0) * 127.5).astype(np.uint8)
@@ -331,6 +331,14 @@ def _stretch_to_byte(bands: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 # -- shared pieces -------------------------------------------------------------------------------------
+
+
+def _footprint(mask: np.ndarray, transform: Any, crs: Any, tolerance: float) -> dict[str, Any]:
+    """The outline of the largest valid area of a sample raster, in EPSG:4326."""
+    geometry = footprint_4326(mask, transform, crs, tolerance)
+    if geometry is None:
+        raise ValueError("a sample raster has no valid pixel")
+    return geometry
 
 
 def _write_quicklook(rgb: np.ndarray, alpha: np.ndarray, task: Path) -> None:

@@ -184,7 +184,7 @@ def _raster_facts(path: str) -> RasterFacts | None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # rasters without a CRS, rio-stac's notes
             with rasterio.open(path) as src:
-                fields: dict[str, Any] = {f"proj:{k}": v for k, v in get_projection_info(src).items()}
+                fields = _projection_v2(get_projection_info(src))
                 fields["raster:bands"] = get_raster_info(src, max_size=1024)
                 eo = get_eobands_info(src)
                 if eo:
@@ -195,7 +195,15 @@ def _raster_facts(path: str) -> RasterFacts | None:
                     bbox, geometry = tuple(geom["bbox"]), geom["footprint"]
     except (RasterioError, OSError, ValueError):
         return None
-    return RasterFacts(finite(fields), bbox, geometry)  # type: ignore[arg-type]
+    return RasterFacts(finite(fields), bbox, geometry)
+
+
+def _projection_v2(info: dict[str, Any]) -> dict[str, Any]:
+    """rio-stac's projection fields (extension v1.1) as extension v2.0 names them: ``epsg`` becomes ``code``."""
+    fields = {f"proj:{k}": v for k, v in info.items() if k != "epsg"}
+    if info.get("epsg") is not None:
+        fields["proj:code"] = f"EPSG:{info['epsg']}"
+    return fields
 
 
 def finite(value: Any) -> Any:

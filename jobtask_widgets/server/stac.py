@@ -29,7 +29,7 @@ from typing import Any
 
 import pystac
 from pystac.extensions.file import FileExtension
-from rio_stac.stac import EO_EXT_VERSION, PROJECTION_EXT_VERSION, RASTER_EXT_VERSION
+from rio_stac.stac import EO_EXT_VERSION, RASTER_EXT_VERSION
 from shapely.geometry import box, mapping, shape
 from shapely.ops import unary_union
 
@@ -37,7 +37,7 @@ from .outputs import Facts, finite
 
 PREFIX = "jobtask:"
 EXTENSIONS = {
-    "proj": f"https://stac-extensions.github.io/projection/{PROJECTION_EXT_VERSION}/schema.json",
+    "proj": "https://stac-extensions.github.io/projection/v2.0.0/schema.json",  # outputs.py writes v2's names
     "raster": f"https://stac-extensions.github.io/raster/{RASTER_EXT_VERSION}/schema.json",
     "eo": f"https://stac-extensions.github.io/eo/{EO_EXT_VERSION}/schema.json",
 }

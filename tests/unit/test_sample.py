@@ -13,7 +13,8 @@ import rasterio
 from rasterio.enums import ColorInterp, Compression
 from shapely.geometry import shape
 
-from jobtask_widgets.sample import SAMPLE_JOB_ID, SAMPLE_RGB_TASK, Sample, write_sample
+from jobtask_widgets.cog import is_cog
+from jobtask_widgets.sample import SAMPLE_JOB_ID, SAMPLE_NDVI_TASK, SAMPLE_RGB_TASK, Sample, write_sample
 
 
 def digests(root: Path) -> dict[str, str]:
@@ -27,7 +28,7 @@ def digests(root: Path) -> dict[str, str]:
 def test_two_runs_write_the_same_bytes(own_sample: Sample, tmp_path: Path) -> None:
     again = write_sample(tmp_path / "again")
     assert digests(own_sample.root) == digests(again.root)
-    assert len(digests(own_sample.root)) == 9
+    assert len(digests(own_sample.root)) == 13  # credentials; 4 files per task
 
 
 def test_the_ids_are_those_of_the_documented_example(own_sample: Sample) -> None:
@@ -86,11 +87,11 @@ def test_the_multiband_raster_is_4_band_uint16_tiled_deflate_with_a_nodata_borde
         assert set(src.dtypes) == {"uint16"}
         assert src.nodata == 0
         assert src.profile["tiled"]
-        assert src.block_shapes[0] == (256, 256)
+        assert src.block_shapes[0] == (512, 512)
         assert src.compression == Compression.deflate
         assert src.descriptions == ("blue", "green", "red", "nir")
         assert src.colorinterp == (ColorInterp.blue, ColorInterp.green, ColorInterp.red, ColorInterp.nir)
-        assert src.overviews(1) == [2, 4, 8]
+        assert src.overviews(1) == [2, 4]  # down to one 512 px tile
         assert src.crs.to_epsg() == 32633
         small = src.read(out_shape=(4, 250, 250), masked=True)  # decimated, from the overviews
     valid = ~small.mask[0]
@@ -102,6 +103,25 @@ def test_the_multiband_raster_is_4_band_uint16_tiled_deflate_with_a_nodata_borde
     assert np.ma.median(small[3]) > np.ma.median(small[0])  # NIR brighter than blue: stretch per band matters
 
 
+def test_every_sample_raster_is_a_cog(own_sample: Sample) -> None:
+    tifs = [p for t in own_sample.task_ids for p in (own_sample.task_dir(t) / "output").rglob("*.tif")]
+    assert len(tifs) == 3 and all(is_cog(p) for p in tifs)
+
+
+def test_the_ndvi_raster_is_one_float32_band_in_minus_one_to_one_with_nan_as_nodata(own_sample: Sample) -> None:
+    footprint = features(own_sample, SAMPLE_NDVI_TASK)[0]
+    assert footprint["geometry"]["type"] == "Polygon"
+    path = own_sample.task_dir(SAMPLE_NDVI_TASK) / "output" / footprint["properties"]["up42.data_path"]
+    with rasterio.open(path) as src:
+        assert (src.count, src.dtypes[0], src.width, src.height) == (1, "float32", 1000, 1000)
+        assert np.isnan(src.nodata) and src.descriptions == ("ndvi",)
+        values = src.read(1, out_shape=(250, 250))
+    valid = np.isfinite(values)
+    assert not valid[0, 0] and 0.6 < valid.mean() < 0.95  # NaN outside the swath
+    assert -1 <= values[valid].min() < 0 < 0.6 < values[valid].max() <= 1  # water and vegetation
+    assert (own_sample.task_dir(SAMPLE_NDVI_TASK) / "quicklooks" / "preview.png").is_file()
+
+
 def test_the_sample_command_writes_the_store(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "jobtask_widgets.cli", "sample", str(tmp_path / "s")],
@@ -109,4 +129,4 @@ def test_the_sample_command_writes_the_store(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "Sample store written to" in result.stdout
-    assert len(digests(tmp_path / "s")) == 9
+    assert len(digests(tmp_path / "s")) == 13  # credentials; 4 files per task
