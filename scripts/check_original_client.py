@@ -4,7 +4,7 @@ It writes the sample store, starts ``jobtask-widgets serve --port 0`` with the s
 (which has fastapi), points up42-py's hard-coded ``https://api.up42.com`` at it by swapping
 ``up42.host.endpoint`` (the one function that joins the API host and a path; nothing else
 about requests, headers, bodies or JSON is touched), then drives the documented JobTask calls
-for both sample tasks and prints one PASS/FAIL line per call. It stops the server with SIGINT
+for every sample task and prints one PASS/FAIL line per call. It stops the server with SIGINT
 and exits 1 when any call failed.
 
 Run it from the venv that holds up42-py (not the system Python):
@@ -28,7 +28,7 @@ import warnings
 
 PROJECT, API_KEY = "7b2ee4c5-1c0e-4a7a-9d54-1f1a6c9f2e31", "sample-api-key-not-a-secret"
 JOB = "de5806aa-5ef1-4dc9-ab1d-06d7ec1a5021"
-TASKS = ["3f772637-09aa-4164-bded-692fcd746d20", "9c41d0e2-6b7a-4f35-8e2d-5a0b3c7d1e84"]
+TASKS = ["3f772637-09aa-4164-bded-692fcd746d20", "9c41d0e2-6b7a-4f35-8e2d-5a0b3c7d1e84", "b5e2c7d1-8f3a-4d6e-b9a0-1c2d3e4f5a6b"]
 USER, PASSWORD = "analyst", "sample-password"
 failures = []
 
