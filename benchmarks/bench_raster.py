@@ -252,8 +252,11 @@ def mirror_index(count: int, period: int) -> Any:
     return np.where(index < period, index, 2 * period - 1 - index)
 
 
-def write_rasters(folder: Path, size: int, seed: int) -> tuple[Path, Path]:
-    """The raster without overviews and a copy with internal overviews, written in strips."""
+def write_rasters(folder: Path, size: int, seed: int, *, overviews: bool = True) -> tuple[Path, Path]:
+    """The raster without overviews and a copy with internal overviews, written in strips.
+
+    With ``overviews=False`` only the first is written (the second path is returned, absent).
+    """
     import numpy as np
     import rasterio
     from affine import Affine
@@ -293,6 +296,8 @@ def write_rasters(folder: Path, size: int, seed: int) -> tuple[Path, Path]:
             dst.colorinterp = [ColorInterp.blue, ColorInterp.green, ColorInterp.red, ColorInterp.nir]
             for band, name in enumerate(("blue", "green", "red", "nir"), start=1):
                 dst.set_band_description(band, name)
+        if not overviews:
+            return plain, with_overviews
         shutil.copyfile(plain, with_overviews)
         with rasterio.open(with_overviews, "r+") as dst:
             dst.build_overviews(list(OVERVIEWS), Resampling.average)

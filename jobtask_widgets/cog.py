@@ -73,6 +73,7 @@ def write_cog(
                 "blocksize": BLOCKSIZE,
                 "overview_resampling": (resampling or ("nearest" if has_colormap else "average")).upper(),
                 "bigtiff": "IF_SAFER",
+                "num_threads": "ALL_CPUS",  # a creation option of this one file, not GDAL's global setting
             }
             if has_colormap:
                 options.pop("predictor")

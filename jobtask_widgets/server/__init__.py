@@ -9,6 +9,9 @@ Layout, from the app down:
 - ``app.py``: :func:`create_app` checks the store, builds the one ``ServerSettings`` on
   ``app.state.settings`` and includes the router; ``ServerApp`` tidies the OpenAPI document.
 - ``routes.py``: the protocol's routes on one module-level ``APIRouter``.
+- ``catalog.py``: the routes that publish each result file at a signed URL and each task as STAC.
+- ``outputs.py``: each result file's digest, media type and rio-stac fields, once per file version.
+- ``stac.py``: a task as a STAC Item, built with pystac (pure).
 - ``dependencies.py``: ``ServerSettings`` and the dependencies the routes take (settings, store,
   signer, archive cache, the bearer token's claims, the task a token may see).
 - ``models.py``: the pydantic models of every answer and of the error envelope.
@@ -17,7 +20,7 @@ Layout, from the app down:
 - ``ranges.py``: ``parse_range``, the check of an archive request's ``Range`` header.
 - ``store.py``: read access to the store folder; raises ``NotInStore`` (``errors.py``) and
   ``StoreError``, never HTTP errors.
-- ``auth.py``: credentials, stateless tokens and signed archive URLs.
+- ``auth.py``: credentials, stateless tokens and signed URLs (archives, files, quicklooks).
 - ``archive.py``: the results archives, built once into the cache.
 - ``run.py``: serving the app with uvicorn on a socket of our own.
 """
