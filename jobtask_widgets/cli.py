@@ -138,6 +138,8 @@ def _publish(args: argparse.Namespace) -> int:
     if done.api_key:
         print(f"New credentials in {Path(args.root).resolve() / 'credentials.json'} (shown once, keep the key):")
         print(f"  project id {args.project}, API key {done.api_key}")
+    if done.note:
+        print(f"Note: {done.note}")
     print(f"Serve it with: jobtask-widgets serve {args.root}")
     return 0
 

@@ -20,15 +20,29 @@ from rasterio.errors import RasterioError
 from .errors import RasterError
 
 BLOCKSIZE = 512
+GEOTIFF_SUFFIXES = (".tif", ".tiff")
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, both byte orders
+
+
+def is_tiff(path: str | os.PathLike[str]) -> bool:
+    """Whether the file starts as a TIFF does (so GDAL's GTiff driver reads it, not, say, a VRT
+    named ``.tif`` that points at other files)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) in TIFF_MAGIC
+    except OSError:
+        return False
 
 
 def is_cog(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is a valid Cloud-Optimized GeoTIFF (rio-cogeo's ``cog_validate``).
 
-    False for anything rasterio cannot read.
+    False for anything that is not a TIFF or that rasterio cannot read.
     """
     from rio_cogeo.cogeo import cog_validate
 
+    if not is_tiff(path):
+        return False
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -84,4 +98,4 @@ def write_cog(
     return destination
 
 
-__all__ = ["BLOCKSIZE", "is_cog", "write_cog"]
+__all__ = ["BLOCKSIZE", "GEOTIFF_SUFFIXES", "TIFF_MAGIC", "is_cog", "is_tiff", "write_cog"]

@@ -17,10 +17,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .cog import GEOTIFF_SUFFIXES
 from .features import load_geojson, read_feature_collection
 
 DATA_PATH = "up42.data_path"
-RASTER_SUFFIXES = (".tif", ".tiff")
 MAX_FEATURES = 5000
 MAX_ZOOM = 18
 TILE = 256
@@ -43,7 +43,7 @@ def pair_rasters(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[Path, di
     folder that holds data.json.
     """
     files = [Path(p) for p in paths]
-    rasters = [p for p in files if p.suffix.lower() in RASTER_SUFFIXES]
+    rasters = [p for p in files if p.suffix.lower() in GEOTIFF_SUFFIXES]
     data_json = next((p for p in files if p.name == "data.json"), None)
     features = read_feature_collection(data_json)["features"] if data_json is not None else []
     by_path = {

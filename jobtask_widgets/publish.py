@@ -10,36 +10,39 @@ quicklook rendered by :class:`~jobtask_widgets.raster.RasterSource` from a decim
 
 Nothing partial reaches the store: the task is built in ``ROOT/.publishing/`` and moved into
 place in one rename once it is whole (with ``replace``, the old task is moved aside first and
-removed after). A store without ``credentials.json`` gets one with a new random API key for the
+removed after), under a lock (``ROOT/.publishing/.lock``, left in place) that lets one
+publisher at a time check and move. A store without ``credentials.json`` gets one with a new random API key for the
 project, readable by its owner only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
 import secrets
 import shutil
 import sys
+import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import rasterio
+from affine import Affine
 from rasterio.errors import RasterioError
 
-from .cog import is_cog, write_cog
+from .cog import GEOTIFF_SUFFIXES, is_cog, write_cog
 from .errors import RasterError, StoreError
 from .footprint import footprint_4326
 from .raster import RasterSource, Style, encode
-from .storelayout import ID_PATTERN, is_valid_id, task_path, write_json, write_private_json
+from .storelayout import ID_PATTERN, is_valid_id, regular_files, task_path, write_json, write_private_json
 
-RASTER_SUFFIXES = {".tif", ".tiff"}
 QUICKLOOK_SIZE = 512
 MASK_SIZE = 1024  # the footprint is traced on the mask decimated to this many pixels across
 STAGING = ".publishing"
@@ -56,6 +59,7 @@ class Published:
         converted: The GeoTIFFs that were converted to COGs.
         quicklooks: The quicklook names.
         api_key: The new project API key when the store had no credentials file, else None.
+        note: What the publisher should know about the store's credentials, or "".
     """
 
     task_dir: Path
@@ -64,6 +68,7 @@ class Published:
     converted: list[str] = field(default_factory=list)
     quicklooks: list[str] = field(default_factory=list)
     api_key: str | None = None
+    note: str = ""
 
 
 def _now() -> str:
@@ -71,16 +76,8 @@ def _now() -> str:
 
 
 def _source_files(source: Path) -> list[tuple[str, Path]]:
-    """``(relative path, file)`` of every regular file under ``source``; links to folders are not followed."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(source, followlinks=False):
-        base = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames if not (base / d).is_symlink())
-        for name in filenames:
-            path = base / name
-            if path.is_file() and not name.endswith(".aux.xml"):  # GDAL's sidecars are no results
-                found.append((path.relative_to(source).as_posix(), path))
-    return sorted(found)
+    """``(relative path, file)`` of every regular file under ``source`` but GDAL's ``.aux.xml`` sidecars."""
+    return [(rel, path) for rel, path in regular_files(source) if not rel.endswith(".aux.xml")]
 
 
 def _quicklook_name(rel: str, taken: set[str]) -> str:
@@ -102,7 +99,7 @@ def _footprint_feature(path: Path, rel: str) -> dict[str, Any] | None:
             (max(1, round(src.height / scale)), max(1, round(src.width / scale))) if scale > 1 else src.shape
         )
         mask = src.dataset_mask(out_shape=(height, width))
-        transform = src.transform * src.transform.scale(src.width / width, src.height / height)
+        transform = src.transform @ Affine.scale(src.width / width, src.height / height)
         tolerance = max(abs(transform.a), abs(transform.e))
         geometry = footprint_4326(mask, transform, src.crs, tolerance, largest_only=False)
         properties = {
@@ -180,20 +177,26 @@ def publish(
     name = name or source.name
     started = _now()
     staging_root = root / STAGING
-    staging_root.mkdir(parents=True, exist_ok=True)
-    staging = staging_root / f"{task_id}-{secrets.token_hex(4)}"
     published = Published(destination, task_id)
     try:
-        _build(staging, files, published, say)
-        _write_data_json(staging, published, say)
-        finished = _now()
-        write_json(staging / "info.json", _info(task_id, project_id, job_id, name, started, finished, published))
-        published.api_key = _ensure_credentials(root, project_id)
-        _move_into_place(staging, destination, staging_root)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            staging_root.rmdir()  # only when empty
+        staging_root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f"{task_id}-", dir=staging_root))
+        try:
+            _build(staging, files, published, say)
+            _write_data_json(staging, published, say)
+            finished = _now()
+            write_json(staging / "info.json", _info(task_id, project_id, job_id, name, started, finished, published))
+            with _publishing_lock(staging_root):  # one publisher at a time decides and moves
+                if destination.exists() and not replace:
+                    raise StoreError(
+                        f"task {task_id} appeared at {destination} meanwhile; pass --replace to overwrite it"
+                    )
+                _move_into_place(staging, destination, staging_root)
+                published.api_key, published.note = _credentials(root, project_id)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # the folder keeps only its lock file
+    except OSError as exc:
+        raise StoreError(f"could not publish {source} as task {task_id} in {root}: {exc}") from exc
     say(f"published task {task_id} at {destination}")
     return published
 
@@ -205,7 +208,7 @@ def _build(staging: Path, files: list[tuple[str, Path]], published: Published, s
     for number, (rel, path) in enumerate(files, start=1):
         target = output / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        is_raster = path.suffix.lower() in RASTER_SUFFIXES
+        is_raster = path.suffix.lower() in GEOTIFF_SUFFIXES
         if is_raster and not is_cog(path):
             say(f"[{number}/{len(files)}] {rel}: converting to a Cloud-Optimized GeoTIFF")
             write_cog(path, target)
@@ -229,9 +232,9 @@ def _write_data_json(staging: Path, published: Published, say: Callable[[str], N
     """data.json: the features of the source's own, and a footprint for every raster it does not name."""
     path = staging / "output" / "data.json"
     features = _read_features(path) if path.is_file() else []
-    named = {(f.get("properties") or {}).get("up42.data_path") for f in features}
+    named = {f["properties"].get("up42.data_path") for f in features if isinstance(f.get("properties"), dict)}
     for rel in published.files:
-        if Path(rel).suffix.lower() in RASTER_SUFFIXES and rel not in named:
+        if Path(rel).suffix.lower() in GEOTIFF_SUFFIXES and rel not in named:
             say(f"tracing the footprint of {rel}")
             try:
                 feature = _footprint_feature(staging / "output" / rel, rel)
@@ -248,7 +251,7 @@ def _write_data_json(staging: Path, published: Published, say: Callable[[str], N
 def _info(
     task_id: str, project_id: str, job_id: str, name: str, started: str, finished: str, published: Published
 ) -> dict[str, Any]:
-    rasters = sum(Path(rel).suffix.lower() in RASTER_SUFFIXES for rel in published.files)
+    rasters = sum(Path(rel).suffix.lower() in GEOTIFF_SUFFIXES for rel in published.files)
     return {
         "id": task_id,
         "name": name,
@@ -264,14 +267,37 @@ def _info(
     }
 
 
-def _ensure_credentials(root: Path, project_id: str) -> str | None:
-    """A new API key for the project when the store has no credentials file (written 0600), else None."""
+def _credentials(root: Path, project_id: str) -> tuple[str | None, str]:
+    """A new API key for the project when the store has no credentials file (written 0600, never
+    over another), else None; and a note when the store's project key opens another project."""
     path = root / "credentials.json"
-    if path.exists():
-        return None
     key = secrets.token_urlsafe(24)
-    write_private_json(path, {"project_id": project_id, "project_api_key": key, "users": {}})
-    return key
+    try:
+        write_private_json(path, {"project_id": project_id, "project_api_key": key, "users": {}}, exclusive=True)
+        return key, ""
+    except FileExistsError:
+        pass
+    try:
+        existing = json.loads(path.read_text(encoding="utf-8")).get("project_id")
+    except (OSError, ValueError, AttributeError):
+        existing = None
+    if existing is not None and existing != project_id:
+        return None, (
+            f"the store's project key opens project {existing}, not {project_id}: this task opens with a "
+            "user's login (the password grant), or with a credentials file for this project"
+        )
+    return None, ""
+
+
+@contextlib.contextmanager
+def _publishing_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock of the store's publishing (an ``flock`` on ``ROOT/.publishing/.lock``)."""
+    with open(folder / ".lock", "a+b") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
 def _move_into_place(staging: Path, destination: Path, staging_root: Path) -> None:

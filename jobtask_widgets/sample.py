@@ -282,7 +282,7 @@ def _write_ndvi_task(task: Path, data: np.ndarray, step: int = 2) -> None:
     tif = task / "output" / rel
     tif.parent.mkdir(parents=True)
     ndvi = ndvi_array(data, step)
-    transform = MULTIBAND_TRANSFORM * Affine.scale(step)
+    transform = MULTIBAND_TRANSFORM @ Affine.scale(step)
     profile = {
         "driver": "GTiff", "width": ndvi.shape[1], "height": ndvi.shape[0], "count": 1, "dtype": "float32",
         "crs": "EPSG:32633", "transform": transform, "nodata": float("nan"),

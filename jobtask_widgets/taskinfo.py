@@ -11,27 +11,17 @@ import json
 import os
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from .errors import explain
+from .timestamps import parse_time
 
 STATUS_COLOURS = {"SUCCEEDED": "#1a7f37", "FAILED": "#cf222e", "CANCELLED": "#6e7781", "RUNNING": "#0969da"}
 
 
 def _esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
-
-
-def parse_time(value: Any) -> datetime | None:
-    """An ISO 8601 time (``Z`` accepted), or ``None`` when absent or unreadable."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def duration_text(started: Any, finished: Any) -> str:

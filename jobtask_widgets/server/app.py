@@ -15,11 +15,12 @@ from fastapi import FastAPI
 
 from .archive import ArchiveCache
 from .auth import MIN_TOKEN_TTL, Credentials, Signer
-from .catalog import router as catalog_router
 from .dependencies import ServerSettings
+from .fileroutes import router as file_router
 from .outputs import FileFacts
 from .problems import exception_handlers
 from .routes import router
+from .stacroutes import router as stac_router
 from .store import Store
 
 TITLE = "jobtask-widgets reference server"
@@ -119,7 +120,8 @@ def create_app(
     )
     app.state.settings = settings
     app.include_router(router)
-    app.include_router(catalog_router)
+    app.include_router(file_router)
+    app.include_router(stac_router)
     return app
 
 

@@ -197,13 +197,6 @@ class Signer:
         """The query parameters of a signed URL for one task's archive."""
         return self.sign(archive_resource(project_id, job_id, task_id), expires)
 
-    def check_archive(self, project_id: str, job_id: str, task_id: str, expires: str, signature: str) -> str:
-        """Why a signed archive URL is refused, or ``""`` when it is good."""
-        resource = archive_resource(project_id, job_id, task_id)
-        return self.check(
-            resource, expires, signature, what="download URL", thing="this archive", ask="downloads/results/"
-        )
-
 
 def archive_resource(project_id: str, job_id: str, task_id: str) -> str:
     """What a signed archive URL opens: one task's results archive."""

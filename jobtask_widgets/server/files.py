@@ -43,6 +43,17 @@ def stat_etag(st: os.stat_result) -> str:
     return f'"{hashlib.md5(f"{st.st_mtime}-{st.st_size}".encode(), usedforsecurity=False).hexdigest()}"'
 
 
+def version_etag(st: os.stat_result) -> str:
+    """A strong ETag of one version of a file: inode, size, and modification and change times.
+
+    Unlike :func:`stat_etag`, a rewrite in place that keeps the size and restores the
+    modification time gets another one (its change time moves), so ``If-Range`` never joins
+    two versions of a result file.
+    """
+    version = f"{st.st_ino}-{st.st_size}-{st.st_mtime_ns}-{st.st_ctime_ns}"
+    return f'"{hashlib.sha256(version.encode()).hexdigest()[:32]}"'
+
+
 def requested_ranges(
     headers: Headers, size: int, etag: str, last_modified: str, *, what: str = "file"
 ) -> list[tuple[int, int]] | None:
@@ -186,4 +197,12 @@ def file_response(
         raise
 
 
-__all__ = ["CHUNK", "MAX_RANGES", "OpenFileResponse", "file_response", "requested_ranges", "stat_etag"]
+__all__ = [
+    "CHUNK",
+    "MAX_RANGES",
+    "OpenFileResponse",
+    "file_response",
+    "requested_ranges",
+    "stat_etag",
+    "version_etag",
+]

@@ -4,14 +4,17 @@ A task's file list (``outputs/files/``) gives each file's media type and SHA-256
 Item gives the same plus, for a GeoTIFF, whether it is a Cloud-Optimized GeoTIFF and the
 projection, raster and eo fields rio-stac reads from it. Hashing a gigabyte or reading a
 raster's statistics on every request would make both slow, so :class:`FileFacts` keeps what it
-found per *file version*: the file's device, inode, size and modification time, as the open
-file (:class:`~.store.OpenFile`) reports them. A file rewritten or replaced is another version
+found per *file version*: the file's device, inode, size, modification and change times, as
+the open file (:class:`~.store.OpenFile`) reports them (a rewrite in place that keeps the size
+and restores the modification time still changes the change time). A file rewritten or replaced is another version
 and is looked at again; the cache keeps the most recent :data:`CACHE_SIZE` versions.
 
-The digest is computed from the open file the store handed over, so it is the digest of the
-bytes that are served. The raster fields are read by rasterio from the file's path (after the
-store has checked it), decimated to at most 1024 pixels across (rio-stac's own read), so even
-a large raster costs a fraction of a second once.
+Everything is read from the open file the store handed over (its digest from the file itself,
+the raster fields through ``/proc/self/fd/N``), so the facts are those of the bytes that are
+served, whatever is renamed over the path meanwhile. Only a file that starts as a TIFF is opened
+by rasterio, and with the GTiff driver only: a VRT named ``.tif`` that points at other files is
+never read. The raster fields come from a read decimated to at most 1024 pixels across
+(rio-stac's own), so even a large raster costs a fraction of a second once.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import threading
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pystac
@@ -32,11 +35,10 @@ import rasterio
 from rasterio.errors import RasterioError
 from rio_stac.stac import get_dataset_geom, get_eobands_info, get_projection_info, get_raster_info
 
-from ..cog import is_cog
+from ..cog import GEOTIFF_SUFFIXES, is_cog, is_tiff
 from .store import OpenFile
 
 CACHE_SIZE = 4096
-RASTER_SUFFIXES = {".tif", ".tiff"}
 VECTOR_TYPES = {  # suffix: media type, for the vector formats the field uses
     ".geojson": "application/geo+json",
     ".gpkg": "application/geopackage+sqlite3",
@@ -93,7 +95,7 @@ class Facts:
 def media_type_of(path: str) -> str:
     """The media type a result file's name suggests (a GeoTIFF's without the COG profile)."""
     suffix = PurePosixPath(path).suffix.lower()
-    if suffix in RASTER_SUFFIXES:
+    if suffix in GEOTIFF_SUFFIXES:
         return str(pystac.MediaType.GEOTIFF)
     if PurePosixPath(path).name == "data.json":
         return "application/geo+json"
@@ -144,18 +146,19 @@ class FileFacts:
                 list needs only the digest.
         """
         st = opened.stat
-        key = (path, str(opened.path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        key = (path, str(opened.path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         found = self._get(key)
-        wants_raster = with_raster and PurePosixPath(path).suffix.lower() in RASTER_SUFFIXES
+        wants_raster = with_raster and PurePosixPath(path).suffix.lower() in GEOTIFF_SUFFIXES
         if found is not None and (found.raster_read or not wants_raster):
             return found
+        readable = _readable_path(opened) if path.lower().endswith(GEOTIFF_SUFFIXES) else None
         if found is not None:
             sha256, media_type = found.sha256, found.media_type
         else:
             sha256, media_type = _sha256(opened), media_type_of(path)
-            if media_type == pystac.MediaType.GEOTIFF and opened.path is not None and is_cog(opened.path):
+            if readable is not None and is_cog(readable):
                 media_type = str(pystac.MediaType.COG)  # a few header reads: cheap next to the digest
-        raster = _raster_facts(str(opened.path)) if wants_raster and opened.path is not None else None
+        raster = _raster_facts(readable) if wants_raster and readable is not None else None
         facts = Facts(media_type, sha256, st.st_size, _roles(path), raster, raster_read=wants_raster)
         self._put(key, facts)
         return facts
@@ -165,7 +168,7 @@ def _roles(path: str) -> tuple[str, ...]:
     name, suffix = PurePosixPath(path).name, PurePosixPath(path).suffix.lower()
     if name == "data.json":
         return ("metadata",)
-    if suffix in RASTER_SUFFIXES or suffix in VECTOR_TYPES:
+    if suffix in GEOTIFF_SUFFIXES or suffix in VECTOR_TYPES:
         return ("data",)
     return ()
 
@@ -178,12 +181,19 @@ def _sha256(opened: OpenFile) -> str:
     return digest.hexdigest()
 
 
+def _readable_path(opened: OpenFile) -> str | None:
+    """Where GDAL can read the open file itself (Linux's ``/proc/self/fd/N``), when it is a TIFF; else None."""
+    fd_path = f"/proc/self/fd/{opened.file.fileno()}"
+    readable = fd_path if Path(fd_path).exists() else (str(opened.path) if opened.path is not None else None)
+    return readable if readable is not None and is_tiff(readable) else None
+
+
 def _raster_facts(path: str) -> RasterFacts | None:
     """rio-stac's fields of a GeoTIFF; None when rasterio cannot read it."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # rasters without a CRS, rio-stac's notes
-            with rasterio.open(path) as src:
+            with rasterio.open(path, driver="GTiff") as src:
                 fields = _projection_v2(get_projection_info(src))
                 fields["raster:bands"] = get_raster_info(src, max_size=1024)
                 eo = get_eobands_info(src)

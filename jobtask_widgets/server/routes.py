@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, unquote_plus, urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
+from .auth import archive_resource
 from .dependencies import ArchivesDep, Auth, JobIds, Settings, SignerDep, StoreDep, VisibleTask
 from .files import OpenFileResponse, file_response
 from .models import (
@@ -38,7 +39,8 @@ from .models import (
     User,
     UserAnswer,
 )
-from .problems import Problem, forbidden, unauthorized
+from .problems import Problem, unauthorized
+from .signed import require_signature
 from .store import TaskRef
 
 TASK = "/projects/{project_id}/jobs/{job_id}/tasks/{task_id}"
@@ -221,11 +223,17 @@ def archive(
     signature: Annotated[str, Query(description="The URL's HMAC, as downloads/results/ gave it.")] = "",
 ) -> OpenFileResponse:
     """The ``.tar.gz`` of the task's ``output/``, at a signed URL; ranges and ``If-Range`` resume it."""
-    if any(len(request.query_params.getlist(name)) > 1 for name in ("expires", "signature")):
-        raise forbidden("the download URL repeats expires or signature; ask downloads/results/ for a new one")
-    refusal = signer.check_archive(project_id, job_id, task_id, expires, signature)
-    if refusal:
-        raise forbidden(refusal)
+    resource = archive_resource(project_id, job_id, task_id)
+    require_signature(
+        request,
+        signer,
+        resource,
+        expires,
+        signature,
+        what="download URL",
+        thing="this archive",
+        ask="downloads/results/",
+    )
     ref = TaskRef(project_id, job_id, task_id)
     output = store.output_dir(ref)
     built, opened = archives.open(ref, lambda: store.output_files(ref), within=output)

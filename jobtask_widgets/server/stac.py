@@ -6,7 +6,8 @@
 - ``bbox``: the bounds of the geometry *and* of every raster, so a client that chooses by
   bbox finds every pixel of the task (a footprint leaves out a raster's nodata border).
 - ``datetime`` / ``start_datetime`` / ``end_datetime``: ``finishedAt`` / ``startedAt`` /
-  ``finishedAt``; ``title`` and ``description`` from ``name`` and ``description``; every other
+  ``finishedAt`` (the interval only when both are there and in order; without either time,
+  the time info.json was written); ``title`` and ``description`` from ``name`` and ``description``; every other
   info.json field under the ``jobtask:`` prefix.
 - ``jobtask:hrefs_expire``: when the signed asset hrefs stop working (ask again for new ones).
 - one asset per result file, keyed by its path relative to ``output/``: the signed file URL,
@@ -22,6 +23,8 @@ The building is pure: the routes pass in what the store holds and the URLs they 
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,9 +33,11 @@ from typing import Any
 import pystac
 from pystac.extensions.file import FileExtension
 from rio_stac.stac import EO_EXT_VERSION, RASTER_EXT_VERSION
+from shapely.errors import ShapelyError
 from shapely.geometry import box, mapping, shape
 from shapely.ops import unary_union
 
+from .. import timestamps
 from .outputs import Facts, finite
 
 PREFIX = "jobtask:"
@@ -63,12 +68,9 @@ class QuicklookAsset:
 
 
 def parse_time(value: Any) -> datetime | None:
-    """An info.json time (ISO 8601, ``Z`` allowed) as an aware datetime, or None when it is not one."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+    """An info.json time as an aware datetime (UTC when it names no zone), or None when it is not one."""
+    parsed = timestamps.parse_time(value)
+    if parsed is None:
         return None
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
@@ -81,11 +83,16 @@ def footprints(features: Sequence[dict[str, Any]]) -> list[Any]:
         geometry = feature.get("geometry")
         if isinstance(props, dict) and props.get("up42.data_path") and isinstance(geometry, dict):
             try:
-                found = shape(geometry)
-            except (ValueError, TypeError, AttributeError, KeyError):
-                continue
-            if not found.is_empty and found.geom_type in ("Polygon", "MultiPolygon"):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # shapely on NaN coordinates, left out below
+                    found = shape(geometry)
+                if found.is_empty or found.geom_type not in ("Polygon", "MultiPolygon"):
+                    continue
+                if not all(math.isfinite(v) for v in found.bounds):
+                    continue  # NaN or infinite coordinates (Python's json reads NaN)
                 shapes.append(found if found.is_valid else found.buffer(0))
+            except (ValueError, TypeError, AttributeError, KeyError, IndexError, ShapelyError):
+                continue
     return shapes
 
 
@@ -115,6 +122,8 @@ def task_item(
     geometry = unary_union(found) if found else None
     bounds = unary_union([geometry, *raster_boxes]).bounds if geometry is not None else None
     started, finished = parse_time(info.get("startedAt")), parse_time(info.get("finishedAt"))
+    if started is not None and finished is not None and started > finished:
+        started = None  # a start after the end is no interval: the end alone is the Item's time
     properties: dict[str, Any] = {f"{PREFIX}{k}": v for k, v in info.items() if k not in _CONSUMED}
     if isinstance(info.get("name"), str):
         properties["title"] = info["name"]

@@ -36,7 +36,7 @@ from typing import Any
 
 from ..errors import StoreError
 from ..jsonfile import read_json_object
-from ..storelayout import ID_PATTERN, is_valid_id
+from ..storelayout import ID_PATTERN, is_valid_id, regular_files
 from .errors import NotInStore
 
 QUICKLOOK_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
@@ -286,7 +286,10 @@ class Store:
         what = f"file {path!r} of task {ref.task_id!r}"
         if output is None or not is_relative_path(path):
             raise NotInStore(f"unknown {what}")
-        opened = open_inside(output.joinpath(*path.split("/")), output, media_type)
+        parts = path.split("/")
+        if any(output.joinpath(*parts[:n]).is_symlink() for n in range(1, len(parts))):
+            raise NotInStore(f"unknown {what}")  # output_files never lists what a linked folder holds
+        opened = open_inside(output.joinpath(*parts), output, media_type)
         if opened is None:
             raise NotInStore(f"unknown {what}")
         return opened
@@ -302,18 +305,7 @@ class Store:
             NotInStore: when the task is unknown.
         """
         output = self.output_dir(ref)
-        if output is None:
-            return []
-        files = []
-        for dirpath, dirnames, filenames in os.walk(output, followlinks=False):
-            base = Path(dirpath)
-            dirnames[:] = sorted(d for d in dirnames if not (base / d).is_symlink())
-            for name in filenames:
-                path = base / name
-                resolved = resolve(path)
-                if resolved is not None and resolved.is_relative_to(output) and resolved.is_file():
-                    files.append((path.relative_to(output).as_posix(), resolved))
-        return sorted(files)
+        return regular_files(output, inside=output) if output is not None else []
 
     # -- start-up check ----------------------------------------------------------------------
     def check(self) -> list[TaskRef]:

@@ -57,7 +57,8 @@ def test_the_demo_dashboard_end_to_end(page: Any, demo: dict[str, Any]) -> None:
     page.goto(demo["url"], timeout=180_000)
     page.wait_for_selector(".widget-select select option", timeout=120_000)
     options = page.locator(".widget-select select option").all_inner_texts()
-    assert len(options) == 2 and options[0].startswith(RGB_TASK) and options[1].startswith(OTHER_TASK)
+    assert len(options) == 3 and options[0].startswith(RGB_TASK) and options[1].startswith(OTHER_TASK)
+    assert options[2].startswith("ndvi:1")  # the one-band float task
     assert all("SUCCEEDED" in text for text in options)
     screenshot(page, "dashboard-1-tasks")
 

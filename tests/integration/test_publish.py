@@ -24,6 +24,12 @@ from tests.helpers import COMMAND, Api
 TASK = "my-task-1"
 
 
+def leftovers(root: Path) -> list[str]:
+    """What publishing left in the store's staging folder besides its lock file."""
+    staging = root / ".publishing"
+    return sorted(p.name for p in staging.iterdir() if p.name != ".lock") if staging.exists() else []
+
+
 def outputs_folder(folder: Path) -> Path:
     """A user's folder: a plain (striped, no overviews) GeoTIFF, a GeoJSON and a text file."""
     (folder / "scene").mkdir(parents=True)
@@ -56,7 +62,7 @@ def test_publish_makes_a_task_every_endpoint_serves(own_api: Api, own_sample: Sa
     assert f"Task {TASK}: 4 files, 1 converted to COGs, 1 quicklooks" in result.stdout
     task_dir = own_sample.task_dir(TASK)
     assert is_cog(task_dir / "output" / "scene" / "classified result.tif")
-    assert not (own_sample.root / ".publishing").exists()
+    assert leftovers(own_sample.root) == []
     Store(own_sample.root).check()  # the store stays valid
 
     tasks = own_api.get(f"{own_api.job}/tasks/").json()["data"]
@@ -113,7 +119,7 @@ def test_publish_refuses_to_overwrite_unless_replace(own_sample: Sample, tmp_pat
     replaced = run_publish(source, own_sample.root, *ids, "--replace")
     assert replaced.returncode == 0, replaced.stderr
     assert (own_sample.task_dir(TASK) / "output" / "README.txt").read_text() == "second run\n"
-    assert not (own_sample.root / ".publishing").exists()
+    assert leftovers(own_sample.root) == []
 
 
 def test_a_broken_geotiff_fails_the_publish_and_leaves_nothing(own_sample: Sample, tmp_path: Path) -> None:
@@ -124,7 +130,7 @@ def test_a_broken_geotiff_fails_the_publish_and_leaves_nothing(own_sample: Sampl
     assert result.returncode == 2
     assert "broken.tif" in result.stderr and "Cloud-Optimized GeoTIFF" in result.stderr
     assert not own_sample.task_dir(TASK).exists()
-    assert not (own_sample.root / ".publishing").exists()
+    assert leftovers(own_sample.root) == []
 
 
 def test_bad_ids_and_a_missing_folder_are_refused_clearly(own_sample: Sample, tmp_path: Path) -> None:
@@ -145,3 +151,12 @@ def test_a_new_store_gets_private_credentials_and_a_task_id(tmp_path: Path) -> N
     assert f"project id team, API key {key}" in result.stdout and len(key) >= 32
     (task,) = Store(root).check()
     assert len(task.task_id) == 36  # a new UUID
+
+
+def test_publishing_into_a_store_of_another_project_says_how_the_task_opens(own_sample: Sample, tmp_path: Path) -> None:
+    source = outputs_folder(tmp_path / "mine")
+    result = run_publish(source, own_sample.root, "--project", "another-project", "--job", "j1", "--task", TASK)
+    assert result.returncode == 0, result.stderr
+    assert f"project key opens project {own_sample.project_id}, not another-project" in result.stdout
+    assert "API key" not in result.stdout  # the store's credentials are left as they are
+    assert json.loads((own_sample.root / "credentials.json").read_text())["project_id"] == own_sample.project_id

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
+import json
+import os
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
@@ -139,24 +142,55 @@ def test_forged_expired_other_file_and_unsigned_urls_are_403_in_the_envelope(api
     assert requests.get(url, timeout=30).status_code == 200  # the good one still opens
 
 
+def raw_get(api: Api, target: str) -> tuple[int, bytes]:
+    """GET ``target`` exactly as written (requests and urllib would remove dot segments first)."""
+    host, port = urlsplit(api.url).hostname, urlsplit(api.url).port
+    connection = http.client.HTTPConnection(str(host), port, timeout=30)
+    try:
+        connection.putrequest("GET", target, skip_accept_encoding=True)
+        connection.endheaders()
+        answer = connection.getresponse()
+        return answer.status, answer.read()
+    finally:
+        connection.close()
+
+
 def test_traversal_and_non_plain_paths_are_unknown_files_even_when_signed(api: Api, sample: Sample) -> None:
     signer = Signer(SECRET)
     expires = int(time.time()) + 600
     task = sample.task_ids[0]
-    base = f"{api.url}/files/{sample.project_id}/{sample.job_id}/{task}/"
-    for path in ("../info.json", "a/../../info.json", "./data.json", "sub//data.json", "../../../../credentials.json"):
+    base = f"/files/{sample.project_id}/{sample.job_id}/{task}/"
+    for path, sent in {
+        "../info.json": "../info.json",
+        "a/../../info.json": "a/../../info.json",
+        "./data.json": "./data.json",
+        "sub//data.json": "sub//data.json",
+        "../../../../credentials.json": "../../../../credentials.json",
+        "../info.json ": "%2E%2E/info.json",  # percent-encoded dots reach the route as '..'
+    }.items():
+        path = path.strip()
         query = urlencode(signer.sign(file_resource(sample.project_id, sample.job_id, task, "output", path), expires))
-        answer = requests.get(base + quote(path, safe="/.") + "?" + query, timeout=30)
-        assert answer.status_code in (403, 404), (
-            path
-        )  # never the file: a client normalising the path breaks its signature
-        assert error_of(answer)["code"] in ("NOT_FOUND", "FORBIDDEN")
-    encoded = "%2E%2E/info.json"  # '..' percent-encoded reaches the route as '..'
-    query = urlencode(
-        signer.sign(file_resource(sample.project_id, sample.job_id, task, "output", "../info.json"), expires)
+        status, body = raw_get(api, f"{base}{sent}?{query}")
+        assert status == 404, (path, status, body[:200])  # signed for that very path, and still unknown
+        assert json.loads(body)["error"]["code"] == "NOT_FOUND"
+
+
+def test_a_signature_opens_its_own_file_of_its_own_task_and_kind_only(api: Api, sample: Sample) -> None:
+    signer = Signer(SECRET)
+    expires = int(time.time()) + 600
+    first, second = sample.task_ids[0], sample.task_ids[1]
+    signed_for_first = signer.sign(
+        file_resource(sample.project_id, sample.job_id, first, "output", "data.json"), expires
     )
-    answer = requests.get(base + encoded + "?" + query, timeout=30)
-    assert answer.status_code == 404 and error_of(answer)["code"] == "NOT_FOUND"
+    other_task = f"{api.url}/files/{sample.project_id}/{sample.job_id}/{second}/data.json?{urlencode(signed_for_first)}"
+    assert requests.get(other_task, timeout=30).status_code == 403
+    as_quicklook = signer.sign(
+        file_resource(sample.project_id, sample.job_id, first, "quicklook", "data.json"), expires
+    )
+    other_kind = f"{api.url}/files/{sample.project_id}/{sample.job_id}/{first}/data.json?{urlencode(as_quicklook)}"
+    assert requests.get(other_kind, timeout=30).status_code == 403
+    own = f"{api.url}/files/{sample.project_id}/{sample.job_id}/{first}/data.json?{urlencode(signed_for_first)}"
+    assert requests.get(own, timeout=30).status_code == 200
 
 
 def test_the_list_needs_a_token_and_the_right_project(api: Api, sample: Sample) -> None:
@@ -165,6 +199,84 @@ def test_the_list_needs_a_token_and_the_right_project(api: Api, sample: Sample) 
         api.get(f"{api.url}/projects/other/jobs/{sample.job_id}/tasks/{sample.task_ids[0]}/outputs/files/").status_code
         == 404
     )
+
+
+def signed_file(api: Api, sample: Sample, task: str, path: str) -> str:
+    resource = file_resource(sample.project_id, sample.job_id, task, "output", path)
+    query = urlencode(Signer(SECRET).sign(resource, int(time.time()) + 600))
+    return f"{api.url}/files/{sample.project_id}/{sample.job_id}/{task}/{quote(path)}?{query}"
+
+
+def test_a_linked_folder_inside_output_is_neither_listed_nor_served(own_api: Api, own_sample: Sample) -> None:
+    task = own_sample.task_ids[1]
+    output = own_sample.task_dir(task) / "output"
+    (output / "linked").symlink_to(next(p for p in output.iterdir() if p.is_dir()), target_is_directory=True)
+    raster = next(p.name for p in (output / "linked").iterdir() if p.suffix == ".tif")
+    assert not [p for p in listed(own_api, task) if p.startswith("linked/")]
+    answer = requests.get(signed_file(own_api, own_sample, task, f"linked/{raster}"), timeout=30)
+    assert answer.status_code == 404
+
+
+def test_a_vrt_named_tif_is_never_opened_by_gdal(own_api: Api, own_sample: Sample) -> None:
+    task = own_sample.task_ids[0]
+    output = own_sample.task_dir(task) / "output"
+    secret = own_sample.root / "credentials.json"
+    (output / "sneaky.tif").write_text(
+        f'<VRTDataset rasterXSize="40" rasterYSize="4"><VRTRasterBand dataType="Byte" band="1">'
+        f'<SimpleSource><SourceFilename relativeToVRT="0">{secret}</SourceFilename></SimpleSource>'
+        f"</VRTRasterBand></VRTDataset>"
+    )
+    files = listed(own_api, task)
+    assert files["sneaky.tif"]["media_type"] == "image/tiff; application=geotiff"  # by its name; not a COG
+    item = own_api.get(f"{own_api.task(task)}/stac/").json()
+    asset = item["assets"]["sneaky.tif"]
+    assert "raster:bands" not in asset and "proj:shape" not in asset  # GDAL never read it
+    assert "sample-api-key" not in json.dumps(item)
+
+
+def test_pages_and_scripts_among_the_results_are_sent_as_attachments_never_run(
+    own_api: Api, own_sample: Sample
+) -> None:
+    task = own_sample.task_ids[0]
+    output = own_sample.task_dir(task) / "output"
+    (output / "report.html").write_text("<script>alert(document.cookie)</script>")
+    (output / "chart.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>')
+    for name in ("report.html", "chart.svg"):
+        answer = requests.get(url_of(own_api, name, task), timeout=30)
+        assert answer.status_code == 200
+        assert answer.headers["content-disposition"].startswith("attachment;")
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["content-security-policy"].startswith("sandbox")
+    data = requests.get(url_of(own_api, "data.json", task), timeout=30)
+    assert data.headers["content-disposition"].startswith("inline;")  # data to look at stays inline
+
+
+def test_a_name_that_is_not_utf8_is_left_out_and_the_rest_listed(own_api: Api, own_sample: Sample) -> None:
+    task = own_sample.task_ids[0]
+    output = own_sample.task_dir(task) / "output"
+    (output.parent / "output").joinpath(os.fsdecode(b"caf\xe9.txt")).write_text("latin-1 name")
+    files = listed(own_api, task)
+    assert "data.json" in files and not [p for p in files if p.startswith("caf")]
+    assert own_api.get(f"{own_api.task(task)}/stac/").status_code == 200
+
+
+def test_a_rewrite_in_place_with_the_same_size_and_time_is_a_new_version(own_api: Api, own_sample: Sample) -> None:
+    task = own_sample.task_ids[0]
+    data_json = own_sample.task_dir(task) / "output" / "data.json"
+    before = listed(own_api, task)["data.json"]
+    url = str(before["url"])
+    etag = requests.head(url, timeout=30).headers["etag"]
+    st = data_json.stat()
+    body = data_json.read_bytes()
+    changed = body.replace(b"scene", b"SCENE", 1)
+    assert len(changed) == len(body) and changed != body
+    with open(data_json, "r+b") as f:  # as rsync --inplace -t does: same size, the old times put back
+        f.write(changed)
+    os.utime(data_json, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = listed(own_api, task)["data.json"]
+    assert after["sha256"] == hashlib.sha256(changed).hexdigest() != before["sha256"]
+    stale = requests.get(url, headers={"Range": "bytes=0-9", "If-Range": etag}, timeout=30)
+    assert stale.status_code == 200 and stale.content == changed  # never a range of the old version
 
 
 def test_a_link_out_of_output_is_neither_listed_nor_served(own_api: Api, own_sample: Sample, tmp_path: Path) -> None:

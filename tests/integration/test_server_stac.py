@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime
 
+import numpy as np
 import pystac
 import rasterio
 import requests
@@ -110,3 +112,33 @@ def test_stac_needs_a_token_and_knows_no_other_task(api: Api, sample: Sample) ->
     unknown = api.get(f"{api.job}/tasks/no-such-task/stac/")
     assert unknown.status_code == 404 and error_of(unknown)["code"] == "NOT_FOUND"
     assert api.get(f"{api.url}/projects/{sample.project_id}/jobs/no-such-job/stac/").status_code == 404
+
+
+def test_odd_metadata_still_gives_a_valid_item(own_api: Api, own_sample: Sample) -> None:
+    task = own_sample.task_ids[0]
+    folder = own_sample.task_dir(task)
+    info = json.loads((folder / "info.json").read_text())
+    (folder / "info.json").write_text(
+        json.dumps({**info, "startedAt": info["finishedAt"], "finishedAt": info["startedAt"]})
+    )
+    collection = json.loads((folder / "output" / "data.json").read_text())
+    collection["features"][0]["geometry"]["coordinates"][0][1] = [float("nan"), 52.0]  # Python's json writes NaN
+    (folder / "output" / "data.json").write_text(json.dumps(collection))
+    with rasterio.open(
+        folder / "output" / "plain.tif", "w", driver="GTiff", width=8, height=8, count=1, dtype="uint8"
+    ) as dst:  # no CRS, no transform
+        dst.write(np.full((1, 8, 8), 7, dtype="uint8"))
+    raw = item_of(own_api, task)
+    ItemModel.model_validate(raw)
+    item = pystac.Item.from_dict(raw)
+    assert "start_datetime" not in raw["properties"]  # a start after the end is no interval
+    assert item.datetime == datetime.fromisoformat(info["startedAt"].replace("Z", "+00:00"))
+    assert item.bbox is not None and all(np.isfinite(item.bbox))  # the NaN footprint is left out: the raster's bounds
+    plain = raw["assets"]["plain.tif"]
+    assert "proj:code" not in plain and plain["raster:bands"][0]["data_type"] == "uint8"
+    (folder / "info.json").write_text(
+        json.dumps({k: v for k, v in info.items() if k not in ("startedAt", "finishedAt")})
+    )
+    timeless = pystac.Item.from_dict(item_of(own_api, task))
+    mtime = datetime.fromtimestamp((folder / "info.json").stat().st_mtime, UTC)
+    assert abs((timeless.datetime - mtime).total_seconds()) < 1  # when info.json was written

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from jobtask_widgets.errors import StoreError
-from jobtask_widgets.server.auth import Credentials, Signer
+from jobtask_widgets.server.auth import Credentials, Signer, archive_resource, file_resource
 
 
 def test_a_token_carries_its_claims_until_it_expires() -> None:
@@ -33,17 +33,29 @@ def test_a_token_from_another_secret_is_refused_and_the_env_secret_is_shared(mon
     assert Signer().read_token(token)[0] is None  # a random secret per process
 
 
-def test_signed_archive_urls_are_bound_to_one_archive_and_expire() -> None:
+def test_signed_urls_are_bound_to_one_resource_and_expire() -> None:
     signer = Signer("s")
     later = int(time.time()) + 60
-    params = signer.sign_archive("p", "j", "t", later)
-    assert signer.check_archive("p", "j", "t", params["expires"], params["signature"]) == ""
-    assert "not valid" in signer.check_archive("p", "j", "other", params["expires"], params["signature"])
-    assert "not valid" in signer.check_archive("p", "j", "t", str(later + 1), params["signature"])
-    assert "not signed" in signer.check_archive("p", "j", "t", "", "")
+    archive, other = archive_resource("p", "j", "t"), archive_resource("p", "j", "other")
+    params = signer.sign(archive, later)
+
+    def check(resource: str, expires: str, signature: str) -> str:
+        return signer.check(resource, expires, signature, what="download URL", thing="this archive", ask="x/")
+
+    assert check(archive, params["expires"], params["signature"]) == ""
+    assert "not valid for this archive" in check(other, params["expires"], params["signature"])
+    assert "not valid" in check(archive, str(later + 1), params["signature"])
+    assert "not signed" in check(archive, "", "")
+    output = file_resource("p", "j", "t", "output", "preview.png")
+    quicklook = file_resource("p", "j", "t", "quicklook", "preview.png")
+    file_params = signer.sign(output, later)
+    assert check(output, file_params["expires"], file_params["signature"]) == ""
+    assert "not valid" in check(quicklook, file_params["expires"], file_params["signature"])  # kinds never mix
+    assert "not valid" in check(archive, file_params["expires"], file_params["signature"])
     past = int(time.time()) - 1
-    old = signer.sign_archive("p", "j", "t", past)
-    assert "expired" in signer.check_archive("p", "j", "t", old["expires"], old["signature"])
+    old = signer.sign(archive, past)
+    assert "expired" in check(archive, old["expires"], old["signature"])
+    assert signer.sign_archive("p", "j", "t", later) == params  # the archive URL's query, as before
 
 
 def test_credentials_check_keys_and_passwords(tmp_path: Path) -> None:
