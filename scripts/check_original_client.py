@@ -28,7 +28,11 @@ import warnings
 
 PROJECT, API_KEY = "7b2ee4c5-1c0e-4a7a-9d54-1f1a6c9f2e31", "sample-api-key-not-a-secret"
 JOB = "de5806aa-5ef1-4dc9-ab1d-06d7ec1a5021"
-TASKS = ["3f772637-09aa-4164-bded-692fcd746d20", "9c41d0e2-6b7a-4f35-8e2d-5a0b3c7d1e84", "b5e2c7d1-8f3a-4d6e-b9a0-1c2d3e4f5a6b"]
+TASKS = [
+    "3f772637-09aa-4164-bded-692fcd746d20",  # Landsat RGB
+    "9c41d0e2-6b7a-4f35-8e2d-5a0b3c7d1e84",  # 4-band reflectance
+    "b5e2c7d1-8f3a-4d6e-b9a0-1c2d3e4f5a6b",  # NDVI, one float32 band
+]
 USER, PASSWORD = "analyst", "sample-password"
 failures = []
 
