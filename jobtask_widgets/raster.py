@@ -15,11 +15,11 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import rasterio
@@ -37,6 +37,9 @@ from . import stretch as maths
 from .errors import RasterError
 from .gdalerrors import GDAL_ERRORS, gdal_reason
 from .overviews import OverviewProgress, cached_overviews, needs_overviews
+from .remote import RemoteFile, gdal_http_options, is_refused
+
+T = TypeVar("T")
 
 DEFAULT_COLORMAP = "viridis"
 STATS_MAX_SIZE = 1024  # statistics come from a read this many pixels across
@@ -92,24 +95,32 @@ class RasterSource:
         RasterError: when the file cannot be opened (names the file and GDAL's reason).
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | os.PathLike[str] | RemoteFile) -> None:
+        self._remote = path if isinstance(path, RemoteFile) else None
+        self.path = Path(path.path) if isinstance(path, RemoteFile) else Path(path)
         self.name = self.path.name
-        try:
-            with _quiet(), rasterio.open(self.path) as src:
-                self.width, self.height, self.count = src.width, src.height, src.count
-                self.bands = [
-                    Band(i, src.dtypes[i - 1], src.descriptions[i - 1], src.colorinterp[i - 1].name)
-                    for i in src.indexes
-                ]
-                self.nodata = src.nodata
-                self.crs = src.crs
-                self.bounds = tuple(src.bounds)
-                self.transform = src.transform
-                self.has_overviews = bool(src.overviews(1))
-                self.palette = src.colormap(1) if src.colorinterp[0] == ColorInterp.palette else None
-        except GDAL_ERRORS as exc:
-            raise RasterError(f"{self.path} cannot be read: {gdal_reason(exc)}") from exc
+        self._location = path.url if isinstance(path, RemoteFile) else str(self.path)
+        self._location_lock = threading.Lock()
+        for attempt in (1, 2):
+            try:
+                with _quiet(), self._env(), rasterio.open(self._location) as src:
+                    self.width, self.height, self.count = src.width, src.height, src.count
+                    self.bands = [
+                        Band(i, src.dtypes[i - 1], src.descriptions[i - 1], src.colorinterp[i - 1].name)
+                        for i in src.indexes
+                    ]
+                    self.nodata = src.nodata
+                    self.crs = src.crs
+                    self.bounds = tuple(src.bounds)
+                    self.transform = src.transform
+                    self.has_overviews = bool(src.overviews(1))
+                    self.palette = src.colormap(1) if src.colorinterp[0] == ColorInterp.palette else None
+                break
+            except GDAL_ERRORS as exc:
+                if attempt == 1 and self._renewable(exc):
+                    self._renew_location()
+                    continue
+                raise RasterError(f"{self.label} cannot be read: {gdal_reason(exc)}") from exc
         self.georeferenced = self.crs is not None
         self.bounds_4326: tuple[float, float, float, float] | None = (
             transform_bounds(self.crs, "EPSG:4326", *self.bounds) if self.crs else None
@@ -123,6 +134,36 @@ class RasterSource:
         self._readers_lock = threading.Lock()
         self._closed = threading.Event()
         self._display_path: Path | None = None
+
+    @property
+    def remote(self) -> RemoteFile | None:
+        """The remote file read in place, or None for a local file."""
+        return self._remote
+
+    @property
+    def label(self) -> str:
+        """How messages name the raster: its path, and for a remote file its URL without the signature."""
+        return f"{self.path} ({self._remote.public_url})" if self._remote is not None else str(self.path)
+
+    def _env(self) -> AbstractContextManager[Any]:
+        """GDAL's HTTP settings around an open or a read of a remote file; nothing for a local one."""
+        return rasterio.Env(**gdal_http_options(self._remote.headers)) if self._remote is not None else nullcontext()
+
+    def _renewable(self, exc: BaseException) -> bool:
+        return self._remote is not None and self._remote.renew is not None and is_refused(exc)
+
+    def _renew_location(self) -> None:
+        """A fresh URL of the remote file (its signed URL expired); every reader reopens on it."""
+        assert self._remote is not None and self._remote.renew is not None
+        url = self._remote.renew()
+        with self._location_lock:
+            self._location = url
+        with self._readers_lock:  # idle readers close now, busy ones as their reads end
+            idle = [r for t, r in self._readers.items() if t not in self._busy]
+            self._leftover.update({t: r for t, r in self._readers.items() if t in self._busy})
+            self._readers = {}
+        for reader in idle:
+            reader.close()  # type: ignore[no-untyped-call]  # rio-tiler's Reader.close has no annotations
 
     def __enter__(self) -> RasterSource:
         return self
@@ -171,8 +212,14 @@ class RasterSource:
         return tuple(int(b) for b in bands)
 
     # -- files and readers ---------------------------------------------------------------------
-    def display_path(self, progress: OverviewProgress | None = None) -> Path:
-        """The file to read for display: the raster, or its cached overviews when it lacks them."""
+    def display_path(self, progress: OverviewProgress | None = None) -> Path | str:
+        """The file to read for display: the raster, or its cached overviews when it lacks them.
+
+        A remote raster is read where it is (its URL): overviews are not built for it.
+        """
+        if self._remote is not None:
+            with self._location_lock:
+                return self._location
         if self._display_path is None:
             if needs_overviews(self.width, self.height, self.has_overviews):
                 self._display_path = cached_overviews(self.path, progress)
@@ -192,7 +239,7 @@ class RasterSource:
         thread = threading.get_ident()
         with self._readers_lock:
             if self._closed.is_set():
-                raise RasterError(f"{self.path}: the raster source is closed")
+                raise RasterError(f"{self.label}: the raster source is closed")
             reader = self._readers.get(thread)
             self._busy[thread] = self._busy.get(thread, 0) + 1
         try:
@@ -207,16 +254,13 @@ class RasterSource:
         finally:
             self._release(thread)
 
-    def _open_reader(self, path: Path) -> Reader:
-        try:
-            # opened inside a GDAL environment of its own that ends here, so the dataset holds none:
-            # rasterio's environments are per thread, and one held by a dataset opened in a tile
-            # thread could neither be closed from another thread nor ever end (docs/architecture.md,
-            # "GDAL state")
-            with _quiet(), env_ctx_if_needed():
-                return Reader(str(path))
-        except GDAL_ERRORS as exc:
-            raise RasterError(f"{self.path} cannot be read: {gdal_reason(exc)}") from exc
+    def _open_reader(self, path: Path | str) -> Reader:
+        # opened inside a GDAL environment of its own that ends here, so the dataset holds none:
+        # rasterio's environments are per thread, and one held by a dataset opened in a tile
+        # thread could neither be closed from another thread nor ever end (docs/architecture.md,
+        # "GDAL state"); a remote file's environment carries its HTTP settings
+        with _quiet(), self._env() if self._remote is not None else env_ctx_if_needed():
+            return Reader(str(path))
 
     def _release(self, thread: int) -> None:
         with self._readers_lock:
@@ -246,16 +290,28 @@ class RasterSource:
         """Whether :meth:`close` was called."""
         return self._closed.is_set()
 
-    def _read(self, what: str, call: Any, *args: Any, **kwargs: Any) -> ImageData:
-        try:
-            with _quiet():
-                image: ImageData = call(*args, **kwargs)
-        except TileOutsideBounds:
-            raise
-        except READ_ERRORS as exc:
-            raise RasterError(f"{self.path}: the {what} cannot be read: {gdal_reason(exc)}") from exc
-        image.array = maths.mask_invalid(image.array)
-        return image
+    def _read(self, what: str, read: Callable[[Reader], T]) -> T:
+        """``read(reader)`` with this thread's reader, every failure a ``RasterError`` naming the raster.
+
+        A remote file's read runs under its HTTP settings; one refused with 403 (its signed URL
+        expired) renews the URL once and reads again. An ``ImageData`` result gets its invalid
+        pixels masked.
+        """
+        for attempt in (1, 2):
+            try:
+                with self._using() as reader, _quiet(), self._env():
+                    result = read(reader)
+                break
+            except TileOutsideBounds:
+                raise
+            except READ_ERRORS as exc:
+                if attempt == 1 and self._renewable(exc):
+                    self._renew_location()
+                    continue
+                raise RasterError(f"{self.label}: the {what} cannot be read: {gdal_reason(exc)}") from exc
+        if isinstance(result, ImageData):
+            result.array = maths.mask_invalid(result.array)
+        return result
 
     # -- statistics -------------------------------------------------------------------------------
     def ranges(self, style: Style) -> list[maths.Range] | None:
@@ -280,8 +336,9 @@ class RasterSource:
         key = (tuple(bands), stretch, tuple(percentiles))
         with self._lock:
             if key not in self._stats:
-                with self._using() as reader:
-                    image = self._read("statistics", reader.preview, indexes=list(bands), max_size=STATS_MAX_SIZE)
+                image = self._read(
+                    "statistics", lambda reader: reader.preview(indexes=list(bands), max_size=STATS_MAX_SIZE)
+                )
                 self._stats[key] = maths.band_ranges(image.array, stretch, percentiles)
             return self._stats[key]
 
@@ -314,8 +371,7 @@ class RasterSource:
 
     def read_preview(self, max_size: int, indexes: Sequence[int]) -> ImageData:
         """Any bands decimated to at most ``max_size`` pixels across (masked array inside)."""
-        with self._using() as reader:
-            return self._read("preview", reader.preview, indexes=list(indexes), max_size=max_size)
+        return self._read("preview", lambda reader: reader.preview(indexes=list(indexes), max_size=max_size))
 
     def rgba(self, image: ImageData, style: Style) -> np.ndarray:
         """An image's ``(4, h, w)`` uint8 RGBA under ``style``."""
@@ -325,14 +381,17 @@ class RasterSource:
         """A 256 px Web Mercator tile as RGBA, or ``None`` outside the raster."""
         self.require_crs("tiles")
         bands = self.check_bands(style.bands)
-        with self._using() as reader:
+
+        def read(reader: Reader) -> ImageData | None:
             if not reader.tile_exists(x, y, z):
                 return None
             try:
-                image = self._read("tile", reader.tile, x, y, z, tilesize=TILE_SIZE, indexes=list(bands))
+                return reader.tile(x, y, z, tilesize=TILE_SIZE, indexes=list(bands))
             except TileOutsideBounds:
                 return None
-        return self.rgba(image, style)
+
+        image = self._read("tile", read)
+        return None if image is None else self.rgba(image, style)
 
     def tile(self, z: int, x: int, y: int, style: Style = Style(), img_format: str = "PNG") -> bytes | None:
         """A 256 px Web Mercator tile as PNG or WEBP bytes, or ``None`` outside the raster."""
@@ -346,18 +405,19 @@ class RasterSource:
         """The part of the raster inside ``bounds``, warped to ``dst_crs``, as RGBA."""
         self.require_crs("map overlays")
         bands = self.check_bands(style.bands)
-        with self._using() as reader:
-            image = self._read(
-                "part", reader.part, bounds, dst_crs=rasterio.CRS.from_user_input(dst_crs),
-                bounds_crs=rasterio.CRS.from_user_input(bounds_crs), indexes=list(bands), width=width, height=height,
-            )  # fmt: skip
+        source_crs, target_crs = rasterio.CRS.from_user_input(bounds_crs), rasterio.CRS.from_user_input(dst_crs)
+        image = self._read(
+            "part", lambda reader: reader.part(
+                bounds, dst_crs=target_crs, bounds_crs=source_crs, indexes=list(bands), width=width, height=height
+            ),
+        )  # fmt: skip
         return self.rgba(image, style)
 
     def require_crs(self, what: str) -> tuple[float, float, float, float]:
         """The bounds in EPSG:4326; ``RasterError`` saying why a raster without a CRS cannot be used for ``what``."""
         if self.bounds_4326 is None:
             raise RasterError(
-                f"{self.path} has no coordinate reference system, so it cannot be placed on a map for {what}; "
+                f"{self.label} has no coordinate reference system, so it cannot be placed on a map for {what}; "
                 "plots still work"
             )
         return self.bounds_4326
