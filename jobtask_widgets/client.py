@@ -260,6 +260,24 @@ class Client:
         data = self.get_data(f"{self.job_path(project_id, job_id)}/tasks/{task_id}/downloads/results/")
         return str(data["url"])
 
+    def result_files(self, project_id: str, job_id: str, task_id: str) -> list[dict[str, Any]]:
+        """A task's result files: ``path``, ``size``, ``media_type``, ``sha256`` and a signed ``url`` of each.
+
+        Raises:
+            APIError: when the server's answer is not such a list.
+        """
+        path = f"{self.job_path(project_id, job_id)}/tasks/{task_id}/outputs/files/"
+        data = self.get_data(path)
+        if not isinstance(data, list) or not all(
+            isinstance(f, dict) and isinstance(f.get("path"), str) and isinstance(f.get("url"), str) for f in data
+        ):
+            raise APIError(
+                f"the server's file list of task {task_id} is not a list of {{path, url, ...}} objects",
+                status=200,
+                url=self.settings.api_url + path,
+            )
+        return [dict(f) for f in data]
+
     def quicklook_names(self, project_id: str, job_id: str, task_id: str) -> list[str]:
         """The names of a task's quicklooks."""
         return [

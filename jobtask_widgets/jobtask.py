@@ -7,15 +7,18 @@ drawing to the widget layer, which is imported only when a map or a widget is as
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import transfer
 from .client import Client, default_client
 from .errors import APIError, DownloadCancelled, DownloadError, NotFoundError
+from .remote import RemoteFile
 from .unpack import unpack
 
 if TYPE_CHECKING:
@@ -100,6 +103,57 @@ class JobTask:
 
             return to_geodataframe(data)
         return dict(json.loads(data))
+
+    # -- result files on the server ----------------------------------------------------------------
+    def list_files(self) -> list[dict[str, Any]]:
+        """The task's result files on the server, each read in place at its own signed URL.
+
+        Returns:
+            One dict per file under the task's ``output/``: ``path`` (relative to it), ``size``,
+            ``media_type``, ``sha256`` and ``url`` (signed; it expires, ask again for a new one).
+        """
+        return self._client.result_files(self.project_id, self.job_id, self.jobtask_id)
+
+    def remote_files(self) -> list[RemoteFile]:
+        """:meth:`list_files` as ``RemoteFile``s whose URLs renew themselves when they expire."""
+        return [
+            RemoteFile(
+                str(f["path"]),
+                str(f["url"]),
+                f.get("size"),
+                f.get("media_type"),
+                f.get("sha256"),
+                renew=functools.partial(self._fresh_url, str(f["path"])),
+            )
+            for f in self.list_files()
+        ]
+
+    def _fresh_url(self, path: str) -> str:
+        """A new signed URL of one result file.
+
+        Raises:
+            NotFoundError: when the file is no longer among the task's results.
+        """
+        for listed in self.list_files():
+            if listed["path"] == path:
+                return str(listed["url"])
+        raise NotFoundError(
+            f"result file {path!r} of job task {self.jobtask_id} is no longer on the server",
+            status=404,
+            code="NOT_FOUND",
+        )
+
+    def _reads_remotely(self, remote: bool | None, what: str) -> bool:
+        """Whether a map or plot reads the server's files: ``None`` when nothing is downloaded.
+
+        Raises:
+            ValueError: when ``remote=False`` and nothing is downloaded.
+        """
+        if remote is None:
+            return not self.results
+        if not remote and not self.results:
+            raise ValueError(f"no results to {what}: call download_results() first, or pass remote=True")
+        return bool(remote)
 
     # -- downloads -------------------------------------------------------------------------------
     @property
@@ -207,6 +261,8 @@ class JobTask:
         titles: list[str] | None = None,
         filepaths: plotting.FilePaths | None = None,
         plot_file_format: list[str] | None = None,
+        *,
+        remote: bool | None = None,
         **kwargs: Any,
     ) -> None:
         """Plot result rasters inline (decimated to the figure's size, never full resolution).
@@ -217,19 +273,28 @@ class JobTask:
             titles: One title per file; default the file names.
             filepaths: A path, a list, or a dict of paths or lists; default the last download.
             plot_file_format: Suffixes to plot, default ``[".tif"]`` (which admits ``.tiff``).
+            remote: ``None`` plots the downloaded files when there are some, else the task's
+                rasters read in place from the server (a few range requests, no download);
+                ``True`` always from the server; ``False`` downloaded files only. Ignored when
+                ``filepaths`` is given.
             **kwargs: Passed to ``rasterio.plot.show`` (e.g. ``cmap``, ``vmin``, ``vmax``).
 
         Raises:
-            ValueError: when nothing is downloaded or left to plot, or for bad bands or titles.
+            ValueError: when nothing is downloaded (with ``remote=False``) or left to plot, or
+                for bad bands or titles.
             RasterError: for a file that cannot be read.
         """
         from . import plotting
 
-        paths = self._plot_paths(filepaths, self.results, "results", "download_results()")
+        paths: Sequence[Path | RemoteFile]
+        if filepaths is None and self._reads_remotely(remote, "plot"):
+            paths = self.remote_files()
+        else:
+            paths = self._plot_paths(filepaths, self.results, "results", "download_results()")
         formats = plot_file_format if plot_file_format is not None else [".tif"]
-        kept = plotting.filter_formats(paths, formats)
+        kept: list[Path | RemoteFile] = plotting.filter_formats(paths, formats)
         if not kept:
-            names = ", ".join(p.name for p in paths[:5]) + (", ..." if len(paths) > 5 else "")
+            names = ", ".join(p.name for p in paths[:5]) + (", ..." if len(paths) > 5 else "") or "no files"
             raise ValueError(f"none of the files ({names}) has a suffix in plot_file_format={list(formats)!r}")
         fig = plotting.new_figure(figsize)
         try:
@@ -275,8 +340,9 @@ class JobTask:
         name_column: str = "uid",
         *,
         progress: ViewProgress | None = None,
+        remote: bool | None = None,
     ) -> ResultsView:
-        """The widget-free model of the last download's map (see :meth:`map_results`).
+        """The widget-free model of the task's map (see :meth:`map_results`).
 
         The view owns the rasters it opens: close it (or use it in a ``with`` block) when done.
 
@@ -287,14 +353,21 @@ class JobTask:
             show_features: Whether to show the features (a block's GeoJSON, else data.json).
             name_column: The feature property that labels each feature.
             progress: Called with a raster's name and 0.0 / 1.0 around its one-off overview build.
+            remote: ``None`` maps the downloaded files when there are some, else the server's;
+                ``True`` always the server's; ``False`` downloaded files only.
 
         Raises:
-            ValueError: when nothing is downloaded, for bad bands or a bad aoi.
+            ValueError: when nothing is downloaded (with ``remote=False``), for bad bands or a bad aoi.
         """
         from .view import ResultsView
 
-        if not self.results:
-            raise ValueError("no results to map: call download_results() first")
+        if self._reads_remotely(remote, "map"):
+            features = self.get_results_json() if show_features or show_images else None
+            return ResultsView.from_remote(
+                self.remote_files(), features if isinstance(features, dict) else None, bands=bands, aoi=aoi,
+                show_images=show_images, show_features=show_features, name_column=name_column,
+            )  # fmt: skip
+        assert self.results is not None
         return ResultsView.from_files(
             self.results, bands=bands, aoi=aoi, show_images=show_images, show_features=show_features,
             name_column=name_column, progress=progress,
@@ -310,8 +383,9 @@ class JobTask:
         save_html: str | os.PathLike[str] | None = None,
         *,
         basemap: Any = None,
+        remote: bool | None = None,
     ) -> ResultsMap:
-        """An interactive map of the last download's results (a ``ResultsMap``, shown inline).
+        """An interactive map of the task's results (a ``ResultsMap``, shown inline).
 
         Args:
             bands: 1 or 3 band numbers for every raster; default from each file.
@@ -323,13 +397,16 @@ class JobTask:
                 that opens offline with no kernel.
             basemap: An ipyleaflet layer or xyzservices provider; default OpenStreetMap, which
                 fails quietly (grey) offline.
+            remote: ``None`` maps the downloaded files when there are some, else the task's
+                rasters read in place from the server (tiles from a few range requests each, no
+                download); ``True`` always from the server; ``False`` downloaded files only.
 
         Raises:
-            ValueError: when nothing is downloaded, for bad bands or a bad aoi.
+            ValueError: when nothing is downloaded (with ``remote=False``), for bad bands or a bad aoi.
         """
         from .mapwidget import ResultsMap
 
-        view = self.results_view(bands, aoi, show_images, show_features, name_column)
+        view = self.results_view(bands, aoi, show_images, show_features, name_column, remote=remote)
         try:
             if save_html is not None:
                 from .savehtml import save_map

@@ -19,6 +19,7 @@ from typing import Any
 
 from .cog import GEOTIFF_SUFFIXES
 from .features import load_geojson, read_feature_collection
+from .remote import RemoteFile
 
 DATA_PATH = "up42.data_path"
 MAX_FEATURES = 5000
@@ -36,6 +37,25 @@ AOI_STYLE = {"color": "#1f5fd6", "weight": 3, "dashArray": "6 4", "fillOpacity":
 POPUP_SIZE = {"min_width": 280, "max_width": 440, "max_height": 320}  # pixels
 
 
+def match_features(keys: Sequence[str | None], features: Sequence[dict[str, Any]]) -> list[dict[str, Any] | None]:
+    """The data.json feature of each raster: the one whose ``up42.data_path`` is the raster's key
+    (its path relative to data.json's folder; None when it has none); when no feature names a
+    data path at all, the features in order (the original platform's way)."""
+    by_path = {
+        str(f.get("properties", {}).get(DATA_PATH)).lstrip("./"): f
+        for f in features
+        if isinstance(f.get("properties"), dict) and f["properties"].get(DATA_PATH)
+    }
+    unclaimed = [f for f in features if f not in by_path.values()]
+    matched: list[dict[str, Any] | None] = []
+    for key in keys:
+        feature = by_path.get(key) if key is not None else None
+        if feature is None and not by_path and unclaimed:
+            feature = unclaimed.pop(0)
+        matched.append(feature)
+    return matched
+
+
 def pair_rasters(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[Path, dict[str, Any] | None]]:
     """Each result GeoTIFF with its data.json feature: by ``up42.data_path``, else by order.
 
@@ -46,24 +66,16 @@ def pair_rasters(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[Path, di
     rasters = [p for p in files if p.suffix.lower() in GEOTIFF_SUFFIXES]
     data_json = next((p for p in files if p.name == "data.json"), None)
     features = read_feature_collection(data_json)["features"] if data_json is not None else []
-    by_path = {
-        str(f.get("properties", {}).get(DATA_PATH)).lstrip("./"): f
-        for f in features
-        if isinstance(f.get("properties"), dict) and f["properties"].get(DATA_PATH)
-    }
-    unclaimed = [f for f in features if f not in by_path.values()]
-    pairs: list[tuple[Path, dict[str, Any] | None]] = []
-    for raster in rasters:
-        feature = None
-        if data_json is not None and raster.is_relative_to(data_json.parent):
-            feature = by_path.get(raster.relative_to(data_json.parent).as_posix())
-        if feature is None and not by_path and unclaimed:
-            feature = unclaimed.pop(0)  # no data paths at all: the original platform's order
-        pairs.append((raster, feature))
-    return pairs
+    keys = [
+        r.relative_to(data_json.parent).as_posix()
+        if data_json is not None and r.is_relative_to(data_json.parent)
+        else None
+        for r in rasters
+    ]
+    return list(zip(rasters, match_features(keys, features), strict=True))
 
 
-def layer_name(raster: Path, feature: Mapping[str, Any] | None, name_column: str) -> str:
+def layer_name(raster: Path | RemoteFile, feature: Mapping[str, Any] | None, name_column: str) -> str:
     """A raster layer's name: its feature's ``name_column`` value, else the file name."""
     properties = (feature or {}).get("properties") or {}
     value = properties.get(name_column)

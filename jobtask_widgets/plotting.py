@@ -15,16 +15,30 @@ import warnings
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
 from .raster import RasterSource, Style
+from .remote import RemoteFile
 from .stretch import to_rgba
 
 PathLike = str | os.PathLike[str]
+
+
+class Named(Protocol):
+    """A local or remote file as plots name and filter it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def suffix(self) -> str: ...
+
+
+P = TypeVar("P", bound=Named)
 FilePaths = PathLike | Sequence[PathLike] | Mapping[Any, PathLike | Sequence[PathLike]]
 MAX_COLUMNS = 3
 
@@ -51,7 +65,7 @@ def collect_paths(filepaths: FilePaths) -> list[Path]:
     return [Path(v) for v in values]
 
 
-def filter_formats(paths: Sequence[Path], formats: Sequence[str]) -> list[Path]:
+def filter_formats(paths: Sequence[P], formats: Sequence[str]) -> list[P]:
     """The paths whose suffix is in ``formats`` (case-insensitive; ``.tif`` admits ``.tiff``)."""
     if isinstance(formats, str):
         formats = [formats]
@@ -61,7 +75,7 @@ def filter_formats(paths: Sequence[Path], formats: Sequence[str]) -> list[Path]:
     return [p for p in paths if p.suffix.lower() in wanted]
 
 
-def check_titles(titles: Sequence[str] | None, paths: Sequence[Path]) -> list[str]:
+def check_titles(titles: Sequence[str] | None, paths: Sequence[Path | RemoteFile]) -> list[str]:
     """The titles, defaulting to the file names.
 
     Raises:
@@ -105,7 +119,7 @@ def _axes_pixels(fig: Figure, ax: Any, width: int, height: int) -> int:
 
 
 def results_figure(
-    paths: Sequence[Path],
+    paths: Sequence[Path | RemoteFile],
     *,
     figsize: tuple[float, float] = (14, 8),
     bands: Sequence[int] | None = None,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -37,7 +38,7 @@ from . import stretch as maths
 from .errors import RasterError
 from .gdalerrors import GDAL_ERRORS, gdal_reason
 from .overviews import OverviewProgress, cached_overviews, needs_overviews
-from .remote import RemoteFile, gdal_http_options, is_refused
+from .remote import RENEW_MARGIN, RemoteFile, gdal_http_options, url_expiry
 
 T = TypeVar("T")
 
@@ -101,6 +102,15 @@ class RasterSource:
         self.name = self.path.name
         self._location = path.url if isinstance(path, RemoteFile) else str(self.path)
         self._location_lock = threading.Lock()
+        self._stats: dict[tuple[Any, ...], list[maths.Range]] = {}
+        self._luts: dict[Style, np.ndarray | None] = {}
+        self._lock = threading.Lock()
+        self._readers: dict[int, Reader] = {}  # by thread ident; these three guarded by _readers_lock
+        self._busy: dict[int, int] = {}  # reads running, by thread ident
+        self._leftover: dict[int, Reader] = {}  # readers of a closed source still busy in their thread
+        self._readers_lock = threading.Lock()
+        self._closed = threading.Event()
+        self._display_path: Path | None = None
         for attempt in (1, 2):
             try:
                 with _quiet(), self._env(), rasterio.open(self._location) as src:
@@ -117,7 +127,7 @@ class RasterSource:
                     self.palette = src.colormap(1) if src.colorinterp[0] == ColorInterp.palette else None
                 break
             except GDAL_ERRORS as exc:
-                if attempt == 1 and self._renewable(exc):
+                if attempt == 1 and self._renewable():  # GDAL tells a 403 as any failed read
                     self._renew_location()
                     continue
                 raise RasterError(f"{self.label} cannot be read: {gdal_reason(exc)}") from exc
@@ -125,15 +135,6 @@ class RasterSource:
         self.bounds_4326: tuple[float, float, float, float] | None = (
             transform_bounds(self.crs, "EPSG:4326", *self.bounds) if self.crs else None
         )
-        self._stats: dict[tuple[Any, ...], list[maths.Range]] = {}
-        self._luts: dict[Style, np.ndarray | None] = {}
-        self._lock = threading.Lock()
-        self._readers: dict[int, Reader] = {}  # by thread ident; these three guarded by _readers_lock
-        self._busy: dict[int, int] = {}  # reads running, by thread ident
-        self._leftover: dict[int, Reader] = {}  # readers of a closed source still busy in their thread
-        self._readers_lock = threading.Lock()
-        self._closed = threading.Event()
-        self._display_path: Path | None = None
 
     @property
     def remote(self) -> RemoteFile | None:
@@ -149,8 +150,18 @@ class RasterSource:
         """GDAL's HTTP settings around an open or a read of a remote file; nothing for a local one."""
         return rasterio.Env(**gdal_http_options(self._remote.headers)) if self._remote is not None else nullcontext()
 
-    def _renewable(self, exc: BaseException) -> bool:
-        return self._remote is not None and self._remote.renew is not None and is_refused(exc)
+    def _renewable(self) -> bool:
+        """Whether a failed open or read may be an expired signed URL that can be renewed."""
+        return self._remote is not None and self._remote.renew is not None
+
+    def _renew_if_expiring(self) -> None:
+        """Renew the URL before a read when it expires within ``RENEW_MARGIN`` seconds."""
+        if not self._renewable():
+            return
+        with self._location_lock:
+            expiry = url_expiry(self._location)
+        if expiry is not None and time.time() > expiry - RENEW_MARGIN:
+            self._renew_location()
 
     def _renew_location(self) -> None:
         """A fresh URL of the remote file (its signed URL expired); every reader reopens on it."""
@@ -297,6 +308,7 @@ class RasterSource:
         expired) renews the URL once and reads again. An ``ImageData`` result gets its invalid
         pixels masked.
         """
+        self._renew_if_expiring()
         for attempt in (1, 2):
             try:
                 with self._using() as reader, _quiet(), self._env():
@@ -305,7 +317,7 @@ class RasterSource:
             except TileOutsideBounds:
                 raise
             except READ_ERRORS as exc:
-                if attempt == 1 and self._renewable(exc):
+                if attempt == 1 and self._renewable():  # GDAL tells a 403 as a short read, not by its status
                     self._renew_location()
                     continue
                 raise RasterError(f"{self.label}: the {what} cannot be read: {gdal_reason(exc)}") from exc

@@ -14,8 +14,10 @@ configuration):
 - ``GDAL_HTTP_MAX_RETRY`` / ``GDAL_HTTP_RETRY_DELAY``: transient 429/5xx answers are retried;
 - ``GDAL_HTTP_HEADERS``: the source's own headers (e.g. ``Authorization``), on every request.
 
-Signed URLs expire. A read that is refused with 403 asks ``renew`` for a fresh URL once and
-reads again (``RasterSource`` does this), so a map left open for an hour keeps working.
+Signed URLs expire. A read that comes within :data:`RENEW_MARGIN` seconds of the URL's
+``expires`` asks ``renew`` for a fresh URL first, and a read that fails anyway (GDAL reports a
+403 only as a short read) renews once and reads again (``RasterSource`` does both), so a map
+left open for an hour keeps working.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 VSI_CACHE_BYTES = 64 * 1024 * 1024
+RENEW_MARGIN = 10.0  # seconds before a signed URL expires that a read renews it first
 
 
 @dataclass(frozen=True)
@@ -102,10 +105,13 @@ def gdal_http_options(headers: Mapping[str, str] | None = None) -> dict[str, Any
     return options
 
 
-def is_refused(exc: BaseException) -> bool:
-    """Whether GDAL's error says the server refused the URL (HTTP 403: a signed URL that expired)."""
-    text = str(exc)
-    return "403" in text and ("HTTP" in text or "http" in text)
+def url_expiry(url: str) -> float | None:
+    """When a signed URL expires (its ``expires`` query value, epoch seconds), or None when it does not say."""
+    values = parse_qs(urlsplit(url).query).get("expires") or []
+    try:
+        return float(values[0]) if values else None
+    except ValueError:
+        return None
 
 
-__all__ = ["VSI_CACHE_BYTES", "RemoteFile", "gdal_http_options", "is_refused", "public_url"]
+__all__ = ["RENEW_MARGIN", "VSI_CACHE_BYTES", "RemoteFile", "gdal_http_options", "public_url", "url_expiry"]

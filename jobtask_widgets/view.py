@@ -26,8 +26,10 @@ import numpy as np
 import traitlets as t
 
 from . import mapping
+from .cog import GEOTIFF_SUFFIXES
 from .features import read_feature_collection
 from .raster import RasterSource, Style
+from .remote import RemoteFile
 from .stretch import STRETCHES, Stretch
 
 # called with a raster's file name and 0.0 when its one-off overview build starts, 1.0 when done
@@ -256,25 +258,73 @@ class ResultsView:
             RasterError: for a raster that cannot be read or placed on a map.
         """
         files = [Path(p) for p in paths]
-        aoi_state = FeatureState(mapping.aoi_geojson(aoi), "AOI") if aoi is not None else None
-        notes: list[str] = []
-        features = None
         feature_file = next((p for p in files if p.suffix.lower() == ".geojson"), None) or next(
             (p for p in files if p.name == "data.json"), None
         )
+        every = read_feature_collection(feature_file)["features"] if show_features and feature_file else None
+        pairs = mapping.pair_rasters(files) if show_images else []
+        return cls._assemble(pairs, every, bands, aoi, name_column, progress)
+
+    @classmethod
+    def from_remote(
+        cls,
+        files: Sequence[RemoteFile],
+        features: dict[str, Any] | None,
+        *,
+        bands: Sequence[int] | None = None,
+        aoi: Any = None,
+        show_images: bool = True,
+        show_features: bool = True,
+        name_column: str = "uid",
+    ) -> ResultsView:
+        """The view of a task's files read in place from the server (see ``JobTask.map_results``).
+
+        Args:
+            files: The task's result files at their URLs; its GeoTIFFs are mapped.
+            features: The task's data.json (a FeatureCollection), or None.
+            bands: 1 or 3 band numbers for every raster; default from each file.
+            aoi: Anything ``mapping.aoi_geojson`` accepts.
+            show_images: Whether to show the rasters.
+            show_features: Whether to show the features of data.json.
+            name_column: The feature property that labels each feature.
+
+        Raises:
+            ValueError: for bad bands (naming the file's bands) or a bad aoi.
+            RasterError: for a raster that cannot be read (naming it and its URL without the
+                signature) or placed on a map.
+        """
+        every = list((features or {}).get("features") or []) if show_features else None
+        rasters = [f for f in files if f.suffix.lower() in GEOTIFF_SUFFIXES] if show_images else []
+        matched = mapping.match_features(
+            [f.path.lstrip("./") for f in rasters], list((features or {}).get("features") or [])
+        )
+        return cls._assemble(list(zip(rasters, matched, strict=True)), every, bands, aoi, name_column, None)
+
+    @classmethod
+    def _assemble(
+        cls,
+        pairs: Sequence[tuple[Path | RemoteFile, dict[str, Any] | None]],
+        every: list[dict[str, Any]] | None,
+        bands: Sequence[int] | None,
+        aoi: Any,
+        name_column: str,
+        progress: ViewProgress | None,
+    ) -> ResultsView:
+        """The view of rasters (each with its feature, or None) and of features (None: no layer)."""
+        aoi_state = FeatureState(mapping.aoi_geojson(aoi), "AOI") if aoi is not None else None
+        notes: list[str] = []
+        features = None
         fit = []
-        if show_features and feature_file is not None:
-            every = read_feature_collection(feature_file)["features"]
-            if every:  # an empty collection gets no layer and no toggle
-                features = FeatureState(label_features(every, name_column, notes), "features")
-                box = mapping.collection_bounds(every)  # the view fits every feature, not only those kept
-                fit = [box] if box is not None else []
+        if every:  # an empty collection gets no layer and no toggle
+            features = FeatureState(label_features(every, name_column, notes), "features")
+            box = mapping.collection_bounds(every)  # the view fits every feature, not only those kept
+            fit = [box] if box is not None else []
         with ExitStack() as opened:  # on any error, every raster opened so far is closed again
             states = []
-            for path, feature in mapping.pair_rasters(files) if show_images else []:
-                source = opened.enter_context(RasterSource(path))
+            for raster, feature in pairs:
+                source = opened.enter_context(RasterSource(raster))
                 source.require_crs("the map")
-                name = mapping.layer_name(source.path, feature, name_column)
+                name = mapping.layer_name(raster, feature, name_column)
                 states.append(RasterState(source, name=name, feature=feature, bands=bands))
                 if progress is not None:
                     source.display_path(progress=_named(progress, source.name))

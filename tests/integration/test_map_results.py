@@ -25,10 +25,10 @@ def task(api: Api, sample: Sample, tmp_path: Path) -> jw.JobTask:
     return task
 
 
-def test_map_results_needs_a_download(api: Api, sample: Sample) -> None:
+def test_map_results_of_local_files_only_needs_a_download(api: Api, sample: Sample) -> None:
     login(api.url, sample)
-    with pytest.raises(ValueError, match=r"call download_results\(\) first"):
-        jw.initialize_jobtask(sample.task_ids[0], sample.job_id).map_results()
+    with pytest.raises(ValueError, match=r"call download_results\(\) first, or pass remote=True"):
+        jw.initialize_jobtask(sample.task_ids[0], sample.job_id).map_results(remote=False)
 
 
 def test_the_map_holds_the_raster_the_features_and_the_aoi(task: jw.JobTask) -> None:

@@ -27,9 +27,9 @@ def task(api: Api, sample: Sample) -> jw.JobTask:
     return jw.initialize_jobtask(sample.task_ids[1], sample.job_id)
 
 
-def test_plot_results_needs_a_download_first(task: jw.JobTask) -> None:
-    with pytest.raises(ValueError, match=r"call download_results\(\) first, or pass filepaths"):
-        task.plot_results()
+def test_plot_results_of_local_files_only_needs_a_download_first(task: jw.JobTask) -> None:
+    with pytest.raises(ValueError, match=r"call download_results\(\) first, or pass remote=True"):
+        task.plot_results(remote=False)
     with pytest.raises(ValueError, match=r"call download_quicklooks\(\) first"):
         task.plot_quicklooks()
 
