@@ -96,7 +96,6 @@ class RasterTileLayer(PlainTextRepr, anywidget.AnyWidget):
                 if self._owned is not None:
                     self._owned.close()
                 raise
-        self.source = self.state.source
         west, south, east, north = self.source.require_crs("tiles")
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="jobtask-tiles")
         self._cache: OrderedDict[tuple[Any, ...], tuple[str, bytes | None]] = OrderedDict()
@@ -118,6 +117,12 @@ class RasterTileLayer(PlainTextRepr, anywidget.AnyWidget):
         self.on_msg(self._on_msg)
 
     # -- style --------------------------------------------------------------------------------
+    @property
+    def source(self) -> RasterSource:
+        """The raster drawn: its state's source, read at each tile (a view may swap it, e.g. for the
+        downloaded copy of a file read from the server)."""
+        return self.state.source
+
     @property
     def style(self) -> Style:
         """The bands, stretch and colormap the tiles are drawn with."""
@@ -177,8 +182,14 @@ class RasterTileLayer(PlainTextRepr, anywidget.AnyWidget):
 
     def _render(self, tile_id: str, revision: int, style: Style, key: tuple[Any, ...]) -> None:
         _, z, x, y = key
+        source = self.source
         try:
-            data = self.source.tile(z, x, y, style)
+            try:
+                data = source.tile(z, x, y, style)
+            except JobTaskError:
+                if self.source is source:
+                    raise
+                data = self.source.tile(z, x, y, style)  # the view swapped the source under this read
         except (JobTaskError, ValueError) as exc:
             self._answer(tile_id, revision, error=str(exc))
             return

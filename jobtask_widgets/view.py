@@ -369,6 +369,28 @@ class ResultsView:
         """The notes as one line."""
         return "; ".join(self.notes)
 
+    def adopt_sources(self, other: ResultsView) -> bool:
+        """Draw ``other``'s rasters in place of this view's, keeping every state (style, visibility,
+        opacity) and so every layer and control: the downloaded copies of files read from the
+        server, without a visible change.
+
+        Only when both views show the same rasters: the same names, sizes and bands. The sources
+        this view gives up go to ``other``, which the caller closes.
+
+        Returns:
+            Whether the sources were taken (``False``: nothing changed).
+        """
+        if set(self.rasters) != set(other.rasters):
+            return False
+        for name, state in self.rasters.items():
+            mine, theirs = state.source, other.rasters[name].source
+            if (mine.width, mine.height, mine.bands) != (theirs.width, theirs.height, theirs.bands):
+                return False
+        for name, state in self.rasters.items():
+            state.source, other.rasters[name].source = other.rasters[name].source, state.source
+        self._owned, other._owned = other._owned, self._owned
+        return True
+
     def close(self) -> None:
         """Close every raster this view opened."""
         for source in self._owned:

@@ -23,18 +23,23 @@ import ipywidgets as w
 
 from . import taskinfo
 from .browsersave import BrowserSave, Entry, entry
-from .errors import DownloadCancelled, explain
+from .errors import DownloadCancelled, NotFoundError, explain
 from .layercontrols import LayerControls
 from .mapwidget import ResultsMap
 from .plaintext import WHERE, PlainTextRepr
 
 if TYPE_CHECKING:
     from .jobtask import JobTask
+    from .view import ResultsView
 
 PROGRESS_EVERY = 0.1  # seconds between progress bar updates
 MAX_ERRORS = 5  # error cards kept on screen, newest first
 SPINNER = '<i class="fa fa-spinner fa-spin"></i> '
 TAB_INFO, TAB_QUICKLOOKS, TAB_PLOTS = 0, 1, 2
+REMOTE_NOTE = (
+    '<span class="jobtask-remote-note">The rasters are read from the server as you look; '
+    "download the results to keep them.</span>"
+)
 
 
 class JobTaskWidget(PlainTextRepr, w.VBox):
@@ -73,6 +78,10 @@ class JobTaskWidget(PlainTextRepr, w.VBox):
         self._thread: threading.Thread | None = None
         self._cancel = threading.Event()
         self._last_progress = 0.0
+        self._map_lock = threading.Lock()  # one map installed at a time; the local one wins
+        self._map_is_remote = False  # whether the map shown reads the server's files
+        self._remote_note = w.HTML(REMOTE_NOTE, layout=w.Layout(display="none"))  # shown under a map from the server
+        self._remote_thread: threading.Thread | None = None
 
         self.header = w.HTML()
         self.error_box = w.VBox()
@@ -93,7 +102,7 @@ class JobTaskWidget(PlainTextRepr, w.VBox):
         self.files = w.HTML(layout=w.Layout(max_height="160px", overflow="auto"))
         self.save = BrowserSave()  # links that save the downloaded files on the user's computer
         self.map_area = w.HBox(
-            [w.HTML("<i>Download the results to see them on the map.</i>")],
+            [w.HTML("<i>Download the results to see them on the map.</i>" if jobtask.results else "")],
             layout=w.Layout(width="100%", min_height="40px"),
         )
         self.gallery = w.HBox(layout=w.Layout(flex_flow="row wrap"))
@@ -132,6 +141,10 @@ class JobTaskWidget(PlainTextRepr, w.VBox):
             self._list_files()
         if jobtask.results:
             self._start("Showing the map", self._show_map)
+        else:  # at once, from the server: the rasters are read in place, nothing is downloaded
+            self.map_area.children = [w.HTML(SPINNER + "Reading the rasters from the server...")]
+            self._remote_thread = threading.Thread(target=self._show_remote_map, daemon=True, name="jobtask-map")
+            self._remote_thread.start()
         if jobtask.quicklooks:
             self._show_quicklooks(jobtask.quicklooks)
 
@@ -170,7 +183,9 @@ class JobTaskWidget(PlainTextRepr, w.VBox):
         return self._thread is not None and self._thread.is_alive()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait for the running work to end; ``True`` when nothing runs any more."""
+        """Wait for the running work (and the first map from the server) to end; ``True`` when nothing runs any more."""
+        if self._remote_thread is not None:
+            self._remote_thread.join(timeout)
         thread = self._thread
         if thread is not None:
             thread.join(timeout)
@@ -302,31 +317,88 @@ class JobTaskWidget(PlainTextRepr, w.VBox):
     # -- the map ---------------------------------------------------------------------------------------
     def _show_map(self) -> None:
         self.cancel_button.disabled = True  # only downloads can be cancelled
+        if self._remote_thread is not None:
+            self._remote_thread.join()  # its map, if any, is replaced below, keeping its view and styles
         results = self.jobtask.results or []
         self._phase("Drawing the map")
         # one view for the map and its controls; the overview cache reports only when it builds
-        view = self.jobtask.results_view(aoi=self.aoi, progress=self._overviews)
+        view = self.jobtask.results_view(aoi=self.aoi, progress=self._overviews, remote=False)
+        if not self._adopt(view):
+            self._install_map(view)
+        self.progress.value, self.progress.bar_style = 1.0, "success"
+        count = len(self.map.raster_layers) if self.map is not None else 0
+        self.status.value = html.escape(f"{len(results)} files; {count} raster(s) on the map")
+
+    def _show_remote_map(self) -> None:
+        """The map of the rasters read in place from the server, before anything is downloaded."""
         try:
-            results_map = ResultsMap(view, basemap=self.basemap, panel=False, owns_view=True)
-        except BaseException:
-            view.close()
-            raise
-        results_map.layout = w.Layout(height=self.map_height, flex="1 1 auto", min_width="0")
-        try:
-            controls = LayerControls(view, on_error=self.show_error)
-        except BaseException:
-            results_map.close()  # and its view
-            raise
-        old, old_controls = self.map, self.controls
-        self.map, self.controls = results_map, controls
-        self.map_area.children = [results_map, self.controls]
+            view = self.jobtask.results_view(aoi=self.aoi, remote=True)
+        except NotFoundError:  # a server without a file list: the map waits for the download
+            self.map_area.children = [w.HTML("<i>Download the results to see them on the map.</i>")]
+            return
+        except Exception as exc:  # shown in the widget, never lost
+            self.map_area.children = [w.HTML("<i>Download the results to see them on the map.</i>")]
+            self.show_error(exc, "Reading the rasters from the server")
+            return
+        if not self._install_map(view, remote=True):
+            return
+        count = len(self.map.raster_layers) if self.map is not None else 0
+        if not self.busy:
+            self.status.value = html.escape(
+                f"{count} raster(s) on the map, read from the server: nothing is downloaded yet"
+            )
+
+    def _adopt(self, view: ResultsView) -> bool:
+        """Draw the downloaded files in the map read from the server, in place: the same layers,
+        styles and view, so nothing moves; ``False`` when the map shows other rasters."""
+        with self._map_lock:
+            if self.map is None or not self._map_is_remote or not self.map.view.adopt_sources(view):
+                return False
+            self._map_is_remote = False
+            self._remote_note.layout.display = "none"
+        view.close()  # the sources read from the server, given up
+        return True
+
+    def _install_map(self, view: ResultsView, *, remote: bool = False) -> bool:
+        """Show ``view`` in a new map with its controls, in place of the current one.
+
+        A local map that replaces one read from the server keeps its centre, zoom and each
+        layer's style, visibility and opacity, so the switch does not show. A map from the
+        server is not installed once results are downloaded (``False``; the view is closed).
+        """
+        with self._map_lock:
+            if remote and self.jobtask.results:
+                view.close()
+                return False
+            old, old_controls = self.map, self.controls
+            if old is not None:
+                for name, state in view.rasters.items():
+                    before = old.view.rasters.get(name)
+                    if before is not None:
+                        state.style, state.visible, state.opacity = before.style, before.visible, before.opacity
+            try:
+                results_map = ResultsMap(view, basemap=self.basemap, panel=False, owns_view=True)
+            except BaseException:
+                view.close()
+                raise
+            results_map.layout = w.Layout(height=self.map_height, flex="1 1 auto", min_width="0")
+            if old is not None:
+                results_map.center, results_map.zoom = old.center, old.zoom
+            try:
+                controls = LayerControls(view, on_error=self.show_error)
+            except BaseException:
+                results_map.close()  # and its view
+                raise
+            self.map, self.controls = results_map, controls
+            self._map_is_remote = remote
+            self._remote_note.layout.display = None if remote else "none"
+            column = w.VBox([results_map, self._remote_note], layout=w.Layout(flex="1 1 auto", min_width="0"))
+            self.map_area.children = [column, self.controls]
         if old_controls is not None:
             old_controls.close()
         if old is not None:
             old.close()  # its layers and its view (so its rasters) too
-        self.progress.value, self.progress.bar_style = 1.0, "success"
-        count = len(results_map.raster_layers)
-        self.status.value = html.escape(f"{len(results)} files; {count} raster(s) on the map")
+        return True
 
     def _overviews(self, name: str, fraction: float) -> None:
         if fraction == 0.0:

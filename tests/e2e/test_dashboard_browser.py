@@ -68,6 +68,11 @@ def test_the_demo_dashboard_end_to_end(page: Any, demo: dict[str, Any]) -> None:
     info = page.locator(f"{W} table.jobtask-info").inner_text()
     assert "block.displayName" in info and "3f772637-09aa-4164-bded-692fcd746d20" in info
     screenshot(page, "dashboard-2-task-chosen")
+    # nothing downloaded yet: the map reads the rasters in place from the server
+    page.wait_for_function(loaded_tiles(page), timeout=120_000)
+    assert "read from the server as you look" in page.locator(f"{W} .jobtask-remote-note").inner_text()
+    page.locator(f"{W} .leaflet-container").scroll_into_view_if_needed()
+    screenshot(page, "dashboard-2b-map-from-the-server")
 
     page.locator(W).get_by_role("button", name="Download results").click()
     page.wait_for_selector(f"{W} .progress-bar-success[style*='width: 100%']", timeout=120_000)
@@ -75,6 +80,7 @@ def test_the_demo_dashboard_end_to_end(page: Any, demo: dict[str, Any]) -> None:
     files = page.locator(f"{W} .jobtask-files").inner_text()
     assert "data.json" in files and "landsat7_etm_rgb.tif" in files
     page.wait_for_function(loaded_tiles(page), timeout=120_000)
+    assert page.locator(f"{W} .jobtask-remote-note").is_hidden()  # the same map, now of the downloaded files
     page.locator(f"{W} .leaflet-container").scroll_into_view_if_needed()
     screenshot(page, "dashboard-3-downloaded-map")
 
@@ -110,6 +116,12 @@ def test_the_demo_dashboard_end_to_end(page: Any, demo: dict[str, Any]) -> None:
 
     choose_task(page, OTHER_TASK)  # the other task gets its own widget; nothing downloaded there yet
     assert page.locator(f"{W} .jobtask-files li").count() == 0
+    choose_task(page, "ndvi:1")  # never downloaded: its one float band is drawn from the server at once
+    page.wait_for_function(loaded_tiles(page), timeout=120_000)
+    assert page.locator(f"{W} .jobtask-remote-note").is_visible()
+    assert "1 raster(s) on the map, read from the server" in page.locator(W).inner_text()
+    page.locator(f"{W} .leaflet-container").scroll_into_view_if_needed()
+    screenshot(page, "dashboard-9-ndvi-from-the-server")
     choose_task(page, RGB_TASK)  # back: its downloads and map are still there
     assert page.locator(f"{W} .jobtask-files li").count() == 3
     page.wait_for_function(loaded_tiles(page), timeout=60_000)

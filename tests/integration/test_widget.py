@@ -41,6 +41,12 @@ def colour_bars(m: ipyleaflet.Map) -> list[str]:
     return [v for v in values if isinstance(v, str) and "jobtask-colour-bar" in v]
 
 
+def reads_the_server(widget: jw.JobTaskWidget) -> bool:
+    """Whether the widget's map shows rasters read in place from the server (nothing downloaded)."""
+    rasters = widget.map.view.rasters.values() if widget.map is not None else []
+    return bool(rasters) and all(state.source.remote is not None for state in rasters)
+
+
 def error_text(widget: jw.JobTaskWidget) -> str:
     return " ".join(card.children[0].value for card in widget.error_box.children)
 
@@ -56,7 +62,10 @@ def test_header_and_info_panel_show_the_whole_info(api: Api, sample: Sample, tmp
     for key, value in flatten(info):
         assert f">{key}</th>" in widget.info_panel.value
         assert str(value) in widget.info_panel.value or json.dumps(value) in widget.info_panel.value
-    assert widget.map is None and "Download the results" in widget.map_area.children[0].value
+    finish(widget)  # the first map, from the server
+    assert reads_the_server(widget) and "read from the server" in widget.status.value
+    note = widget.map_area.children[0].children[1]
+    assert "read from the server as you look" in note.value and note.layout.display != "none"
     assert widget.plot_results_button.disabled and widget.plot_quicklooks_button.disabled
     assert widget.error_box.children == ()
 
@@ -94,7 +103,9 @@ def test_download_results_button_downloads_once_lists_files_and_shows_the_map(
     assert not widget.download_results_button.disabled and widget.cancel_button.disabled
     assert not widget.plot_results_button.disabled
     assert isinstance(widget.map, ipyleaflet.Map) and list(widget.map.raster_layers) == [RGB_LAYER]
-    assert widget.map_area.children == (widget.map, widget.controls)
+    column, controls = widget.map_area.children
+    assert column.children[0] is widget.map and controls is widget.controls
+    assert not reads_the_server(widget) and all(s.source.path.is_file() for s in widget.map.view.rasters.values())
     assert widget.map.feature_layer in widget.map.layers and widget.map.feature_layer.visible
     assert widget.error_box.children == ()
 
@@ -125,7 +136,7 @@ def test_cancel_stops_the_download_and_leaves_nothing(proxy: FaultProxy, sample:
     finish(widget)
     assert widget.progress.bar_style == "warning" and "cancelled" in widget.status.value
     assert list((tmp_path / "out").iterdir()) == []
-    assert widget.jobtask.results is None and widget.map is None
+    assert widget.jobtask.results is None and reads_the_server(widget)  # the map from the server stays
     assert not widget.download_results_button.disabled and widget.cancel_button.disabled
     assert widget.error_box.children == ()  # a cancel is no error
 
@@ -219,7 +230,7 @@ def test_quicklooks_button_fills_the_gallery(api: Api, sample: Sample, tmp_path:
     assert label.value == "quicklook_preview.png"
     assert "<code>quicklooks/quicklook_preview.png</code>" in widget.files.value
     assert widget.tabs.selected_index == 1 and not widget.plot_quicklooks_button.disabled
-    assert widget.map is None  # quicklooks alone draw no map
+    assert reads_the_server(widget)  # quicklooks alone change no map
 
 
 def test_a_task_with_results_already_shows_its_map(api: Api, sample: Sample, tmp_path: Path) -> None:
@@ -273,7 +284,7 @@ def test_a_refusing_server_shows_in_the_widget(proxy: FaultProxy, sample: Sample
     text = error_text(widget)
     assert "Downloading the results failed." in text and "The server failed while answering" in text
     assert "<details><summary>Details</summary>" in text and "503" in text
-    assert widget.progress.bar_style == "danger" and widget.map is None
+    assert widget.progress.bar_style == "danger" and reads_the_server(widget)
     assert not widget.download_results_button.disabled  # the user can try again
     dismiss = widget.error_box.children[0].children[1]
     dismiss.click()
@@ -303,7 +314,7 @@ def test_an_unsafe_archive_shows_in_the_widget_and_nothing_is_unpacked(
     text = error_text(widget)
     assert "The results archive is unsafe, so nothing was unpacked." in text and message in text
     assert visible(tmp_path / "out") == [] and not (tmp_path / "evil.txt").exists()
-    assert widget.map is None
+    assert reads_the_server(widget)
 
 
 def test_a_bad_raster_shows_in_the_widget(own_api: Api, own_sample: Sample, tmp_path: Path) -> None:
@@ -327,6 +338,41 @@ def test_an_unreachable_server_shows_in_the_header_and_errors(own_sample: Sample
     assert SAMPLE_RGB_TASK in widget.header.value and "could not be fetched" in widget.info_panel.value
     assert "Fetching the task&#x27;s metadata failed." in error_text(widget)
     assert "The server could not be reached." in error_text(widget)
+
+
+def test_the_map_from_the_server_draws_the_downloaded_files_in_place(api: Api, sample: Sample, tmp_path: Path) -> None:
+    widget = build(api.url, sample, SAMPLE_MULTIBAND_TASK, tmp_path)
+    finish(widget)
+    remote_map = widget.map
+    assert remote_map is not None and reads_the_server(widget)
+    ((name, state),) = remote_map.view.rasters.items()
+    remote_source = state.source
+    state.set_style(bands=[4], colormap="greens", stretch="minmax")  # as the controls do
+    state.opacity = 0.6
+    remote_map.zoom, remote_map.center = remote_map.zoom + 2, (52.5, 13.4)
+    zoom = remote_map.zoom
+    widget.download_results_button.click()
+    finish(widget)
+    assert widget.map is remote_map and not reads_the_server(widget)  # the same map, its layers now local
+    assert remote_source.closed  # the sources read from the server are closed
+    local_state = remote_map.view.rasters[name]
+    assert local_state is state and state.source.remote is None and state.source.path.is_file()
+    assert state.bands == (4,) and state.style.colormap == "greens" and state.opacity == 0.6
+    assert (remote_map.zoom, tuple(remote_map.center)) == (zoom, (52.5, 13.4))  # the view does not move
+    layer = remote_map.raster_layers[name]
+    assert layer.source is state.source  # new tiles come from the downloaded file
+    assert "raster(s) on the map" in widget.status.value
+    assert widget.map_area.children[0].children[1].layout.display == "none"  # the note is gone
+
+
+def test_without_a_file_list_on_the_server_the_map_waits_for_the_download(
+    proxy: FaultProxy, sample: Sample, tmp_path: Path
+) -> None:
+    proxy.add(path="/outputs/files/", status=404, times=5)
+    widget = build(proxy.url, sample, SAMPLE_RGB_TASK, tmp_path)
+    finish(widget)
+    assert widget.map is None and "Download the results" in widget.map_area.children[0].value
+    assert widget.error_box.children == ()  # an older server is no error
 
 
 def test_a_replaced_map_and_a_closed_widget_close_their_rasters(api: Api, sample: Sample, tmp_path: Path) -> None:
