@@ -67,31 +67,6 @@ print(json.dumps({"seconds": seconds, "sha": hashlib.sha256(data.tobytes()).hexd
 """
 
 
-class Counting:
-    """An ASGI wrapper that counts the requests to ``/files/`` and the body bytes sent for them."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.requests = 0
-        self.bytes = 0
-
-    def reset(self) -> None:
-        self.requests, self.bytes = 0, 0
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/files/"):
-            await self.app(scope, receive, send)
-            return
-        self.requests += 1
-
-        async def counted(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.body":
-                self.bytes += len(message.get("body", b""))
-            await send(message)
-
-        await self.app(scope, receive, counted)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
@@ -99,6 +74,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from bench_raster import write_rasters
+    from support import Counting
 
     from jobtask_widgets.publish import publish
     from jobtask_widgets.server.app import create_app
@@ -122,7 +98,7 @@ def main() -> int:
         print(f"published as a COG: {cog.stat().st_size / 1e6:.0f} MB in {time.perf_counter() - t0:.1f} s", flush=True)
         shutil.rmtree(source)
         credentials = json.loads((store / "credentials.json").read_text())
-        counting = Counting(create_app(store))
+        counting = Counting(create_app(store), prefix="/files/")
         server = BackgroundServer(counting).start()  # type: ignore[arg-type]
         token = requests.post(
             f"{server.url}/oauth/token",

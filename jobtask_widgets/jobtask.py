@@ -1,6 +1,7 @@
 """``JobTask``: the documented API over one job task's results.
 
-It delegates: HTTP to ``client``, downloads and unpacking to ``transfer``, the GeoDataFrame to
+It delegates: where the task comes from to a ``TaskSource`` (``sources.py``: the job-task API
+through ``client``, or a STAC Item), downloads and unpacking to ``transfer``, the GeoDataFrame to
 ``features``, figures to ``plotting``, the model of a map to ``view`` (``ResultsView``) and its
 drawing to the widget layer, which is imported only when a map or a widget is asked for.
 """
@@ -17,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from . import transfer
 from .client import Client, default_client
-from .errors import APIError, DownloadCancelled, DownloadError, NotFoundError
+from .errors import APIError, NotFoundError
 from .remote import RemoteFile
-from .unpack import unpack
+from .sources import ApiSource, TaskSource
 
 if TYPE_CHECKING:
     import geopandas
@@ -44,14 +45,25 @@ class JobTask:
     """
 
     def __init__(
-        self, jobtask_id: str, job_id: str, project_id: str, *, client: Client, info: dict[str, Any] | None = None
+        self,
+        jobtask_id: str,
+        job_id: str,
+        project_id: str,
+        *,
+        client: Client | None = None,
+        info: dict[str, Any] | None = None,
+        source: TaskSource | None = None,
     ) -> None:
+        if source is None:
+            if client is None:
+                raise ValueError("JobTask needs a client (the job-task API) or a source (e.g. a STAC Item)")
+            source = ApiSource(client, project_id, job_id, jobtask_id)
         self.jobtask_id = jobtask_id
         self.job_id = job_id
         self.project_id = project_id
         self.results: list[str] | None = None
         self.quicklooks: list[str] | None = None
-        self._client = client
+        self.source = source
         self._info = info
 
     # -- metadata -------------------------------------------------------------------------------
@@ -66,16 +78,8 @@ class JobTask:
         Raises:
             NotFoundError: when the project, job or task is unknown.
         """
-        for task in self._client.list_tasks(self.project_id, self.job_id):
-            if task.get("id") == self.jobtask_id:
-                self._info = task
-                return task
-        raise NotFoundError(
-            f"unknown job task {self.jobtask_id!r} in job {self.job_id!r} of project {self.project_id!r}",
-            status=404,
-            code="NOT_FOUND",
-            url=self._client.settings.api_url + self._client.job_path(self.project_id, self.job_id) + "/tasks/",
-        )
+        self._info = self.source.info()
+        return self._info
 
     def __repr__(self) -> str:
         try:
@@ -97,7 +101,7 @@ class JobTask:
             as_dataframe: ``True`` for a GeoDataFrame in EPSG:4326, ``False`` for the
                 FeatureCollection dict.
         """
-        data = self._client.data_json(self.project_id, self.job_id, self.jobtask_id)
+        data = self.source.data_json()
         if as_dataframe:
             from .features import to_geodataframe
 
@@ -112,7 +116,7 @@ class JobTask:
             One dict per file under the task's ``output/``: ``path`` (relative to it), ``size``,
             ``media_type``, ``sha256`` and ``url`` (signed; it expires, ask again for a new one).
         """
-        return self._client.result_files(self.project_id, self.job_id, self.jobtask_id)
+        return self.source.result_files()
 
     def remote_files(self) -> list[RemoteFile]:
         """:meth:`list_files` as ``RemoteFile``s whose URLs renew themselves when they expire."""
@@ -124,6 +128,7 @@ class JobTask:
                 f.get("media_type"),
                 f.get("sha256"),
                 renew=functools.partial(self._fresh_url, str(f["path"])),
+                headers=self.source.headers,
             )
             for f in self.list_files()
         ]
@@ -193,25 +198,9 @@ class JobTask:
                 not fit (the output folder is left as it was).
         """
         folder = Path(output_directory) if output_directory is not None else self.default_directory
-        folder.mkdir(parents=True, exist_ok=True)
-        archive = folder / f".results_{self.jobtask_id}.archive"
-        got = transfer.download(
-            self._client.session,
-            lambda: self._client.results_url(self.project_id, self.job_id, self.jobtask_id),
-            archive,
-            progress=progress,
-            timeout=self._client.timeout,
-            description=f"results {self.jobtask_id[:8]}",
-            cancel=cancel,
+        files = self.source.download_results(
+            folder, progress=progress, cancel=cancel, max_unpacked_bytes=max_unpacked_bytes
         )
-        if cancel is not None and cancel.is_set():
-            raise DownloadCancelled(f"results {self.jobtask_id[:8]}: cancelled")
-        try:
-            files = unpack(got.path, folder, max_unpacked_bytes=max_unpacked_bytes)
-        except (DownloadError, ValueError):
-            transfer.discard(got.path)  # damaged or refused: never kept, never reused
-            raise
-        transfer.mark_verified(got.path)  # it unpacked cleanly (CRC, and the digest if stated)
         self.results = [str(p) for p in files]
         return self.results
 
@@ -236,20 +225,7 @@ class JobTask:
             The absolute paths of the images; ``[]`` when the task has none.
         """
         folder = Path(output_directory) if output_directory is not None else self.default_directory / "quicklooks"
-        names = self._client.quicklook_names(self.project_id, self.job_id, self.jobtask_id)
-        paths: list[str] = []
-        if names:
-            folder.mkdir(parents=True, exist_ok=True)
-        try:
-            for name in names:
-                target = folder / f"quicklook_{Path(name).name}"
-                path = self._client.quicklook_path(self.project_id, self.job_id, self.jobtask_id, name)
-                transfer.fetch_small(self._client.request("GET", path, stream=True), target, progress, cancel)
-                paths.append(str(target.resolve()))
-        except DownloadCancelled:
-            for done in paths:
-                Path(done).unlink(missing_ok=True)
-            raise
+        paths = [str(p) for p in self.source.download_quicklooks(folder, progress=progress, cancel=cancel)]
         self.quicklooks = paths
         return paths
 

@@ -38,7 +38,8 @@ def hidden(folder: Path) -> list[str]:
 
 def test_the_server_states_the_digest_of_what_it_serves(proxy: FaultProxy, sample: Sample, tmp_path: Path) -> None:
     task = task_of(proxy, sample)
-    got = transfer.download(task._client.session, lambda: task._client.results_url(
+    client = task.source.client  # type: ignore[attr-defined]  # the API source's client
+    got = transfer.download(client.session, lambda: client.results_url(
         sample.project_id, sample.job_id, sample.task_ids[RGB]), tmp_path / "a.tar.gz")  # fmt: skip
     assert got.digest_checked and len(got.sha256) == 64
 
