@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .browsersave import BrowserSave, save_to_browser
     from .client import authenticate
     from .jobtask import JobTask, initialize_jobtask, list_jobtasks
+    from .stacsource import open_stac
     from .widget import JobTaskWidget
 
 __version__ = "0.1.0"
@@ -26,6 +27,7 @@ _LAZY = {
     "JobTaskWidget": "widget",
     "initialize_jobtask": "jobtask",
     "list_jobtasks": "jobtask",
+    "open_stac": "stacsource",
     "save_to_browser": "browsersave",
 }
 
@@ -38,6 +40,7 @@ __all__ = [
     "errors",
     "initialize_jobtask",
     "list_jobtasks",
+    "open_stac",
     "save_to_browser",
 ]
 

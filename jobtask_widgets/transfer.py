@@ -287,6 +287,12 @@ def _current_copy(session: requests.Session, url: str, target: Path, timeout: tu
                       digest_checked=stated is not None)  # fmt: skip
 
 
+def sha256_of(path: str | os.PathLike[str]) -> str:
+    """The hex SHA-256 of a whole file, read in chunks."""
+    size = Path(path).stat().st_size
+    return str(_hash_prefix(Path(path), size).hexdigest())
+
+
 def _hash_prefix(part: Path, offset: int) -> Any:
     """A SHA-256 of the first ``offset`` bytes of ``part`` (what a resumed download already holds)."""
     digest = hashlib.sha256()
