@@ -34,6 +34,7 @@ import urllib3
 
 from .errors import DownloadCancelled, DownloadError
 from .httperrors import TIMEOUT, download_refused, network_reason
+from .remote import public_url
 
 ProgressCallback = Callable[[int, int | None], None]
 Progress = bool | ProgressCallback
@@ -352,11 +353,11 @@ def fetch_small(
         raise
     except TRANSIENT as exc:
         part.unlink(missing_ok=True)
-        raise DownloadError(f"{answer.url}: transfer failed: {network_reason(exc)}") from exc
+        raise DownloadError(f"{public_url(answer.url)}: transfer failed: {network_reason(exc)}") from exc
     finally:
         report.close()
     if total is not None and done != total:
         part.unlink(missing_ok=True)
-        raise DownloadError(f"{answer.url}: received {done} bytes, the server announced {total}")
+        raise DownloadError(f"{public_url(answer.url)}: received {done} bytes, the server announced {total}")
     part.replace(target)
     return target
