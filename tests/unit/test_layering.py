@@ -13,9 +13,11 @@ WIDGET_LIBRARIES = {"ipywidgets", "ipyleaflet", "anywidget"}
 SERVER_LIBRARIES = {"fastapi", "starlette", "uvicorn"}
 # the widget layer; everything else outside server/ is the headless core
 WIDGET_LAYER = {"tilelayer", "mapwidget", "layerpanel", "layercontrols", "widget", "plaintext", "browsersave"}
-# the documented API's facade: its module-level imports are core, and map_results() and widget()
-# import the widget layer lazily, when a map or a widget is asked for
+# the documented API's facades: their module-level imports are core; JobTask's map_results() and
+# widget() import the widget layer lazily, when a map or a widget is asked for, and open_stac
+# (stacsource) makes JobTasks, so it reaches them lazily too
 FACADE = "jobtask"
+FACADES = {FACADE, "stacsource"}
 COMMANDS = {"cli", "demo", "doctor"}  # the entry points: servers, dashboards, the environment check
 
 
@@ -118,7 +120,7 @@ def test_no_import_cycle_lazy_imports_included() -> None:
 def test_the_headless_core_never_reaches_a_widget_library_or_the_server() -> None:
     core = [
         n for n in MODULES
-        if not n.startswith("jobtask_widgets.server") and short(n) not in WIDGET_LAYER | COMMANDS | {FACADE}
+        if not n.startswith("jobtask_widgets.server") and short(n) not in WIDGET_LAYER | COMMANDS | FACADES
         and n != "jobtask_widgets"
     ]  # fmt: skip
     assert {"jobtask_widgets.client", "jobtask_widgets.view", "jobtask_widgets.savehtml"} <= set(core)
@@ -133,12 +135,17 @@ def test_the_headless_core_never_reaches_a_widget_library_or_the_server() -> Non
         assert not any(m.startswith("jobtask_widgets.server") for m in reached), short(name)
 
 
-def test_the_facade_imports_the_widget_layer_only_lazily() -> None:
+def test_the_facades_import_the_widget_layer_only_lazily() -> None:
+    for facade in sorted(FACADES):
+        top_level = imports_of(f"jobtask_widgets.{facade}", lazy=False)
+        closure = set(top_level)
+        for name in ours(top_level):
+            closure |= reach(name)
+        assert not {m.split(".")[0] for m in closure} & (WIDGET_LIBRARIES | SERVER_LIBRARIES), facade
     top_level = imports_of(f"jobtask_widgets.{FACADE}", lazy=False)
-    closure = set(top_level)
-    for name in ours(top_level):
-        closure |= reach(name)
-    assert not {m.split(".")[0] for m in closure} & (WIDGET_LIBRARIES | SERVER_LIBRARIES)
+    assert "jobtask_widgets.jobtask" in imports_of("jobtask_widgets.stacsource") - imports_of(
+        "jobtask_widgets.stacsource", lazy=False
+    )  # open_stac reaches JobTask lazily
     lazy = imports_of(f"jobtask_widgets.{FACADE}") - top_level
     assert {"jobtask_widgets.mapwidget", "jobtask_widgets.widget"} <= lazy  # map_results() and widget()
 
@@ -151,10 +158,11 @@ def test_the_server_never_reaches_the_client_or_a_widget() -> None:
 
 
 def test_importing_the_core_loads_no_widget_library() -> None:
-    core = ", ".join(f"jobtask_widgets.{m}" for m in ("jobtask", "view", "savehtml", "plotting", "client", "transfer"))
+    modules = ("jobtask", "stacsource", "view", "savehtml", "plotting", "client", "transfer", "remote")
+    core = ", ".join(f"jobtask_widgets.{m}" for m in modules)
     code = (
         f"import sys, jobtask_widgets, {core}\n"
-        "import jobtask_widgets as jw; jw.JobTask, jw.initialize_jobtask, jw.authenticate\n"
+        "import jobtask_widgets as jw; jw.JobTask, jw.initialize_jobtask, jw.authenticate, jw.open_stac\n"
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {sorted(WIDGET_LIBRARIES | SERVER_LIBRARIES)!r}))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
