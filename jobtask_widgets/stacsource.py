@@ -111,11 +111,16 @@ class StacSource:
 
     def _assets(self, item: pystac.Item, *, quicklooks: bool) -> list[tuple[str, str, pystac.Asset]]:
         """``(key, path, asset)`` of the result assets, or of the quicklook ones."""
-        chosen = []
+        chosen, taken = [], set()
         for key, asset in item.assets.items():
             is_quicklook = bool(QUICKLOOK_ROLES & set(asset.roles or []))
             if is_quicklook == quicklooks:
-                chosen.append((key, asset_path(key, asset), asset))
+                path, number = asset_path(key, asset), 2
+                stem, suffix = str(PurePosixPath(path).with_suffix("")), PurePosixPath(path).suffix
+                while path in taken:  # two assets of one file name: the second gets a number
+                    path, number = f"{stem}-{number}{suffix}", number + 1
+                taken.add(path)
+                chosen.append((key, path, asset))
         return chosen
 
     def info(self) -> dict[str, Any]:

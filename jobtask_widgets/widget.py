@@ -10,6 +10,7 @@ Errors appear inside the widget in plain words, with the detail one click away.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import os
 import re
@@ -352,6 +353,9 @@ class JobTaskWidget(PlainTextRepr, w.VBox):
         """Draw the downloaded files in the map read from the server, in place: the same layers,
         styles and view, so nothing moves; ``False`` when the map shows other rasters."""
         with self._map_lock:
+            if getattr(self, "_closing", False):
+                view.close()
+                return True  # closed meanwhile: nothing to draw
             if self.map is None or not self._map_is_remote or not self.map.view.adopt_sources(view):
                 return False
             self._map_is_remote = False
@@ -367,7 +371,7 @@ class JobTaskWidget(PlainTextRepr, w.VBox):
         server is not installed once results are downloaded (``False``; the view is closed).
         """
         with self._map_lock:
-            if remote and self.jobtask.results:
+            if getattr(self, "_closing", False) or (remote and self.jobtask.results):
                 view.close()
                 return False
             old, old_controls = self.map, self.controls
@@ -412,10 +416,14 @@ class JobTaskWidget(PlainTextRepr, w.VBox):
         cancel = getattr(self, "_cancel", None)
         if cancel is not None:
             cancel.set()
-        for part in (getattr(self, "controls", None), getattr(self, "map", None), getattr(self, "save", None)):
+        lock = getattr(self, "_map_lock", None)
+        with lock if lock is not None else contextlib.nullcontext():
+            self._closing = True  # a map built meanwhile (from the server) is closed, never shown
+            parts = (getattr(self, "controls", None), getattr(self, "map", None), getattr(self, "save", None))
+            self.map = self.controls = None
+        for part in parts:
             if part is not None:
                 part.close()
-        self.map = self.controls = None
         super().close()
 
     # -- plots -------------------------------------------------------------------------------------------

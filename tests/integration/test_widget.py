@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -453,3 +454,14 @@ def test_save_to_my_computer_offers_all_results_as_one_zip_and_each_file(
     assert "BrowserSave" not in repr(widget) and widget.save.status == "sending"
     widget.close()
     assert widget.save.status == "cancelled" and not widget.save.busy
+
+
+def test_a_widget_closed_while_its_map_is_read_from_the_server_shows_and_keeps_nothing(
+    proxy: FaultProxy, sample: Sample, tmp_path: Path
+) -> None:
+    proxy.add(path="/outputs/data-json/", rate=2_000, times=1)  # the first map takes a while to come
+    widget = build(proxy.url, sample, SAMPLE_MULTIBAND_TASK, tmp_path)
+    widget.close()  # before the map from the server is built
+    finish(widget)
+    assert widget.map is None and widget.controls is None
+    assert not [t for t in threading.enumerate() if t.name == "jobtask-map"]
