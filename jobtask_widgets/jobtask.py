@@ -128,7 +128,7 @@ class JobTask:
                 f.get("media_type"),
                 f.get("sha256"),
                 renew=functools.partial(self._fresh_url, str(f["path"])),
-                headers=self.source.headers,
+                headers=self.source.headers_for(str(f["url"])),
             )
             for f in self.list_files()
         ]
@@ -338,7 +338,10 @@ class JobTask:
         from .view import ResultsView
 
         if self._reads_remotely(remote, "map"):
-            features = self.get_results_json() if show_features or show_images else None
+            try:
+                features = self.get_results_json() if show_features or show_images else None
+            except NotFoundError:  # a task without data.json: rasters only
+                features = None
             return ResultsView.from_remote(
                 self.remote_files(), features if isinstance(features, dict) else None, bands=bands, aoi=aoi,
                 show_images=show_images, show_features=show_features, name_column=name_column,

@@ -13,6 +13,7 @@ names the file, also when the damage only shows once pixels or overviews are rea
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 import warnings
@@ -102,6 +103,8 @@ class RasterSource:
         self.name = self.path.name
         self._location = path.url if isinstance(path, RemoteFile) else str(self.path)
         self._location_lock = threading.Lock()
+        self._renew_lock = threading.Lock()
+        self._obtained = time.time()  # when the URL was had, to tell its lifetime
         self._stats: dict[tuple[Any, ...], list[maths.Range]] = {}
         self._luts: dict[Style, np.ndarray | None] = {}
         self._lock = threading.Lock()
@@ -128,9 +131,9 @@ class RasterSource:
                 break
             except GDAL_ERRORS as exc:
                 if attempt == 1 and self._renewable():  # GDAL tells a 403 as any failed read
-                    self._renew_location()
+                    self._renew_location(self._location)
                     continue
-                raise RasterError(f"{self.label} cannot be read: {gdal_reason(exc)}") from exc
+                raise RasterError(f"{self.label} cannot be read: {self._reason(exc)}") from exc
         self.georeferenced = self.crs is not None
         self.bounds_4326: tuple[float, float, float, float] | None = (
             transform_bounds(self.crs, "EPSG:4326", *self.bounds) if self.crs else None
@@ -150,25 +153,44 @@ class RasterSource:
         """GDAL's HTTP settings around an open or a read of a remote file; nothing for a local one."""
         return rasterio.Env(**gdal_http_options(self._remote.headers)) if self._remote is not None else nullcontext()
 
+    def _reason(self, exc: BaseException) -> str:
+        """GDAL's reason in words, with a remote file's URL (and its signature) left out."""
+        reason = gdal_reason(exc)
+        if self._remote is not None:
+            with self._location_lock:
+                locations = {self._location, self._remote.url}
+            for location in sorted(locations, key=len, reverse=True):
+                reason = reason.replace(location, self._remote.public_url)
+            reason = re.sub(r"[?&](expires|signature|X-Amz-[A-Za-z]+|sig|token)=[^\s'\"&]*", "", reason)
+        return reason
+
     def _renewable(self) -> bool:
         """Whether a failed open or read may be an expired signed URL that can be renewed."""
         return self._remote is not None and self._remote.renew is not None
 
     def _renew_if_expiring(self) -> None:
-        """Renew the URL before a read when it expires within ``RENEW_MARGIN`` seconds."""
+        """Renew the URL before a read when it expires within ``RENEW_MARGIN`` seconds (or within
+        half its lifetime, for URLs that live less than twice that)."""
         if not self._renewable():
             return
         with self._location_lock:
-            expiry = url_expiry(self._location)
-        if expiry is not None and time.time() > expiry - RENEW_MARGIN:
-            self._renew_location()
+            location, obtained = self._location, self._obtained
+        expiry = url_expiry(location)
+        if expiry is not None and time.time() > expiry - min(RENEW_MARGIN, (expiry - obtained) / 2):
+            self._renew_location(location)
 
-    def _renew_location(self) -> None:
-        """A fresh URL of the remote file (its signed URL expired); every reader reopens on it."""
+    def _renew_location(self, stale: str) -> None:
+        """A fresh URL of the remote file in place of ``stale`` (its signed URL expired); every
+        reader reopens on it. One renewal at a time: a thread whose URL was renewed meanwhile
+        renews nothing."""
         assert self._remote is not None and self._remote.renew is not None
-        url = self._remote.renew()
-        with self._location_lock:
-            self._location = url
+        with self._renew_lock:
+            with self._location_lock:
+                if self._location != stale:
+                    return
+            url = self._remote.renew()
+            with self._location_lock:
+                self._location, self._obtained = url, time.time()
         with self._readers_lock:  # idle readers close now, busy ones as their reads end
             idle = [r for t, r in self._readers.items() if t not in self._busy]
             self._leftover.update({t: r for t, r in self._readers.items() if t in self._busy})
@@ -310,6 +332,8 @@ class RasterSource:
         """
         self._renew_if_expiring()
         for attempt in (1, 2):
+            with self._location_lock:
+                location = self._location
             try:
                 with self._using() as reader, _quiet(), self._env():
                     result = read(reader)
@@ -318,9 +342,9 @@ class RasterSource:
                 raise
             except READ_ERRORS as exc:
                 if attempt == 1 and self._renewable():  # GDAL tells a 403 as a short read, not by its status
-                    self._renew_location()
+                    self._renew_location(location)
                     continue
-                raise RasterError(f"{self.label}: the {what} cannot be read: {gdal_reason(exc)}") from exc
+                raise RasterError(f"{self.label}: the {what} cannot be read: {self._reason(exc)}") from exc
         if isinstance(result, ImageData):
             result.array = maths.mask_invalid(result.array)
         return result

@@ -23,9 +23,8 @@ from .unpack import unpack
 class TaskSource(Protocol):
     """What a ``JobTask`` reads its task through."""
 
-    @property
-    def headers(self) -> Mapping[str, str]:
-        """HTTP headers every request for the task's files carries (GDAL's included)."""
+    def headers_for(self, url: str) -> Mapping[str, str]:
+        """HTTP headers a request for one of the task's files carries (GDAL's included)."""
         ...
 
     def info(self) -> dict[str, Any]:
@@ -76,8 +75,7 @@ class ApiSource:
         self.client = client
         self.project_id, self.job_id, self.task_id = project_id, job_id, task_id
 
-    @property
-    def headers(self) -> Mapping[str, str]:
+    def headers_for(self, url: str) -> Mapping[str, str]:
         """None: the file URLs are signed, they need no header."""
         return {}
 

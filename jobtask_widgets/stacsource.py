@@ -26,8 +26,9 @@ import os
 import re
 import shutil
 import threading
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
@@ -36,7 +37,7 @@ import pystac
 import requests
 
 from . import transfer
-from .errors import DownloadError
+from .errors import DownloadCancelled, DownloadError
 from .httperrors import TIMEOUT
 from .remote import public_url
 
@@ -46,6 +47,18 @@ if TYPE_CHECKING:
 QUICKLOOK_ROLES = {"thumbnail", "overview"}
 DOWNLOAD_WORKERS = 4
 _SAFE_PART = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname or "", parts.port
+
+
+def _follow(cancel: threading.Event, stop: threading.Event) -> None:
+    """Set ``stop`` when the caller's ``cancel`` is set (until ``stop`` is set anyway)."""
+    while not stop.is_set():
+        if cancel.wait(0.1):
+            stop.set()
 
 
 def _is_url(text: str) -> bool:
@@ -91,13 +104,26 @@ class StacSource:
         self._headers = dict(headers or {})
         self._url = url
         self._lock = threading.Lock()
-        self.session = requests.Session()
+        self.session = requests.Session()  # with the headers, for the Item's own origin
         self.session.headers.update(self._headers)
+        self._plain = requests.Session()  # without them, for assets elsewhere (a CDN, S3)
+        for session in (self.session, self._plain):
+            weakref.finalize(self, session.close)
 
     @property
     def headers(self) -> Mapping[str, str]:
-        """The headers of every request for the Item's assets."""
+        """The headers of every request for the Item's assets (see :meth:`headers_for`)."""
         return self._headers
+
+    def headers_for(self, href: str) -> Mapping[str, str]:
+        """The headers a request for ``href`` carries: all of them, except that for an Item read
+        from a URL they go to that URL's origin only (a token never reaches another host)."""
+        if self._url is None or _origin(href) == _origin(self._url):
+            return self._headers
+        return {}
+
+    def _session_for(self, href: str) -> requests.Session:
+        return self.session if self.headers_for(href) else self._plain
 
     # -- reading the Item -------------------------------------------------------------------------
     def _current(self) -> pystac.Item:
@@ -142,7 +168,7 @@ class StacSource:
 
     def data_json(self) -> bytes:
         """Its data.json asset's bytes, else a FeatureCollection of the Item itself."""
-        item = self.item
+        item = self._current()  # fresh signed hrefs
         for key, asset in item.assets.items():
             if key == "data.json" or urlsplit(asset.href).path.endswith("/data.json"):
                 return self._read_bytes(item, key)
@@ -152,12 +178,21 @@ class StacSource:
 
     def _read_bytes(self, item: pystac.Item, key: str) -> bytes:
         href = item.assets[key].get_absolute_href() or item.assets[key].href
+        where = f"asset {key!r} of Item {item.id} ({public_url(href)})"
         if _is_url(href):
-            answer = self.session.get(href, timeout=TIMEOUT)
+            try:
+                answer = self._session_for(href).get(href, timeout=TIMEOUT)
+            except requests.RequestException as exc:
+                raise DownloadError(f"{where}: {exc.__class__.__name__}") from exc
             if answer.status_code != 200:
-                raise DownloadError(f"asset {key!r} of Item {item.id} ({public_url(href)}): HTTP {answer.status_code}")
+                raise DownloadError(f"{where}: HTTP {answer.status_code}")
             return answer.content
-        return Path(href).read_bytes()
+        if self._url is not None:
+            raise DownloadError(f"{where}: an Item read from the web names no file of this machine")
+        try:
+            return Path(href).read_bytes()
+        except OSError as exc:
+            raise DownloadError(f"{where}: {exc.strerror or exc}") from exc
 
     def result_files(self) -> list[dict[str, Any]]:
         """Every result asset: ``path``, ``size``, ``media_type``, ``sha256`` (from ``file:checksum``) and ``url``."""
@@ -171,6 +206,7 @@ class StacSource:
                 "url": asset.get_absolute_href() or asset.href,
             }
             for _, path, asset in self._assets(item, quicklooks=False)
+            if self._url is None or _is_url(asset.get_absolute_href() or asset.href)  # the web's Items: web files only
         ]
 
     # -- downloads --------------------------------------------------------------------------------
@@ -219,31 +255,36 @@ class StacSource:
         folder.mkdir(parents=True, exist_ok=True)
         known = [size for *_, size in wanted if isinstance(size, int)]
         report = _Totals(progress, sum(known) if len(known) == len(wanted) else None)
-        stop = cancel or threading.Event()
-        written: list[Path] = []
+        stop = threading.Event()  # ours: a failure stops the other transfers, never the caller's event
+        watcher = threading.Thread(target=_follow, args=(cancel, stop), daemon=True) if cancel else None
+        if watcher is not None:
+            watcher.start()
+        results: dict[str, tuple[Path, bool]] = {}
+        failure: BaseException | None = None
         try:
             with ThreadPoolExecutor(DOWNLOAD_WORKERS, thread_name_prefix="jobtask-stac") as pool:
-                futures = [
-                    pool.submit(self._fetch_one, path, folder / name, sha256, report.part(path), stop, quicklooks)
+                futures = {
+                    pool.submit(self._fetch_one, path, folder / name, sha256, report.part(path), stop, quicklooks): path
                     for path, name, sha256, _ in wanted
-                ]
-                failure: BaseException | None = None
-                for future in futures:
+                }
+                for future in as_completed(futures):  # the first failure stops the others at once
                     try:
-                        written.append(future.result())
-                    except BaseException as exc:  # the first failure stops the others
+                        results[futures[future]] = future.result()
+                    except BaseException as exc:
                         if failure is None:
                             failure = exc
                             stop.set()
+            if failure is None and cancel is not None and cancel.is_set():
+                failure = DownloadCancelled("asset downloads: cancelled")
             if failure is not None:
+                for written, fetched in results.values():
+                    if fetched:  # this call wrote it; a copy verified before stays
+                        written.unlink(missing_ok=True)
                 raise failure
-        except BaseException:
-            for done in written:
-                done.unlink(missing_ok=True)
-            raise
         finally:
+            stop.set()  # ends the watcher
             report.close()
-        return [p.resolve() for p in written]
+        return [results[path][0].resolve() for path, *_ in wanted]
 
     def _fetch_one(
         self,
@@ -253,29 +294,48 @@ class StacSource:
         progress: transfer.ProgressCallback,
         cancel: threading.Event,
         quicklook: bool,
-    ) -> Path:
+    ) -> tuple[Path, bool]:
+        """One asset into ``target``; ``(target, whether it was fetched now)``.
+
+        The transfer goes to a hidden ``.NAME.asset`` beside it (with transfer's hidden sidecar,
+        so an unchanged, verified copy is not fetched again), linked to ``target`` once checked.
+        """
         target.parent.mkdir(parents=True, exist_ok=True)
         href = self._href(path, quicklook=quicklook)
         if not _is_url(href):
+            if self._url is not None:  # an Item from the web names no file of this machine
+                raise DownloadError(
+                    f"asset {path!r} of an Item read from {public_url(self._url)} is not an http(s) URL"
+                )
             part = transfer.part_path(target)
-            shutil.copyfile(href, part)
+            try:
+                shutil.copyfile(href, part)
+            except OSError as exc:
+                part.unlink(missing_ok=True)
+                raise DownloadError(f"asset {path!r}: cannot copy {href}: {exc.strerror or exc}") from exc
             part.replace(target)
             progress(target.stat().st_size, target.stat().st_size)
-            got_sha = transfer.sha256_of(target) if sha256 else None
-        else:
-            got = transfer.download(
-                self.session, lambda: self._href(path, quicklook=quicklook), target, progress=progress,
-                description=PurePosixPath(path).name, cancel=cancel,
-            )  # fmt: skip
-            got_sha = got.sha256
-        if sha256 is not None and got_sha != sha256:
-            transfer.discard(target)
+            if sha256 is not None and transfer.sha256_of(target) != sha256:
+                target.unlink()
+                raise DownloadError(f"asset {path!r} ({href}): its SHA-256 is not the Item's file:checksum")
+            return target, True
+        hidden = target.with_name(f".{target.name}.asset")
+        got = transfer.download(
+            self._session_for(href), lambda: self._href(path, quicklook=quicklook), hidden, progress=progress,
+            description=PurePosixPath(path).name, cancel=cancel,
+        )  # fmt: skip
+        if sha256 is not None and got.sha256 != sha256:
+            transfer.discard(hidden)
             raise DownloadError(
                 f"asset {path!r} ({public_url(href)}): its SHA-256 is not the Item's file:checksum; nothing was kept"
             )
-        if _is_url(href):
-            transfer.mark_verified(target)
-        return target
+        transfer.mark_verified(hidden)
+        target.unlink(missing_ok=True)
+        try:
+            os.link(hidden, target)  # the same bytes under the visible name, no copy
+        except OSError:
+            shutil.copyfile(hidden, target)
+        return target, got.fetched
 
     def _href(self, path: str, *, quicklook: bool) -> str:
         """The asset's current href (a fresh signed one when the Item came from a URL)."""
@@ -374,8 +434,12 @@ def open_stac(
         ValueError: when the source is not an Item, ItemCollection or Collection (says what it is).
         DownloadError: when a URL cannot be read.
     """
-    session = requests.Session()
-    session.headers.update(dict(headers or {}))
+    with requests.Session() as session:
+        session.headers.update(dict(headers or {}))
+        return _open(source, headers, session)
+
+
+def _open(source: Any, headers: Mapping[str, str] | None, session: requests.Session) -> JobTask | list[JobTask]:
     if isinstance(source, (str, os.PathLike)):
         text = os.fspath(source)
         if _is_url(text):
@@ -436,7 +500,9 @@ def _collection_items(document: dict[str, Any], href: str | None, session: reque
         while page and seen < 100:  # at most 100 pages
             collection = _fetch_json(session, page)
             yield from (_as_item(f, page) for f in collection.get("features") or [] if isinstance(f, dict))
-            page = next((link.get("href") for link in collection.get("links") or [] if link.get("rel") == "next"), None)
+            following = [link for link in collection.get("links") or [] if isinstance(link, dict)]
+            after = next((link.get("href") for link in following if link.get("rel") == "next"), None)
+            page = urljoin(page, str(after)) if after else None
             seen += 1
         return
     catalog = pystac.read_dict(document, href=href)

@@ -37,6 +37,7 @@ PROGRESS_EVERY = 0.1  # seconds between progress bar updates
 MAX_ERRORS = 5  # error cards kept on screen, newest first
 SPINNER = '<i class="fa fa-spinner fa-spin"></i> '
 TAB_INFO, TAB_QUICKLOOKS, TAB_PLOTS = 0, 1, 2
+REMOTE_MAP_WAIT = 30.0  # seconds a download's map waits for the map still being read from the server
 REMOTE_NOTE = (
     '<span class="jobtask-remote-note">The rasters are read from the server as you look; '
     "download the results to keep them.</span>"
@@ -318,8 +319,8 @@ class JobTaskWidget(PlainTextRepr, w.VBox):
     # -- the map ---------------------------------------------------------------------------------------
     def _show_map(self) -> None:
         self.cancel_button.disabled = True  # only downloads can be cancelled
-        if self._remote_thread is not None:
-            self._remote_thread.join()  # its map, if any, is replaced below, keeping its view and styles
+        if self._remote_thread is not None:  # its map, if any, takes the downloaded files below
+            self._remote_thread.join(REMOTE_MAP_WAIT)  # still reading? its map is dropped: results are here
         results = self.jobtask.results or []
         self._phase("Drawing the map")
         # one view for the map and its controls; the overview cache reports only when it builds
@@ -378,8 +379,14 @@ class JobTaskWidget(PlainTextRepr, w.VBox):
             if old is not None:
                 for name, state in view.rasters.items():
                     before = old.view.rasters.get(name)
-                    if before is not None:
-                        state.style, state.visible, state.opacity = before.style, before.visible, before.opacity
+                    if before is None:
+                        continue
+                    state.visible, state.opacity = before.visible, before.opacity
+                    try:
+                        state.source.check_bands(before.style.bands)  # the style fits this file's bands
+                    except ValueError:
+                        continue
+                    state.style = before.style
             try:
                 results_map = ResultsMap(view, basemap=self.basemap, panel=False, owns_view=True)
             except BaseException:

@@ -44,6 +44,11 @@ def test_the_servers_item_url_is_a_task_with_info_results_json_and_downloads(
     on_disk = store_output(sample, SAMPLE_MULTIBAND_TASK)
     got = {Path(f).relative_to(tmp_path / "dl").as_posix(): Path(f).read_bytes() for f in files}
     assert got == on_disk  # every file, bytes equal, each checked against file:checksum
+    shown = sorted(p.relative_to(tmp_path / "dl").as_posix() for p in (tmp_path / "dl").rglob("*")
+                   if p.is_file() and not p.name.startswith("."))  # fmt: skip
+    assert shown == sorted(on_disk)  # nothing else visible: transfer's state is in hidden files
+    again = task.download_results(tmp_path / "dl", progress=False)  # verified copies are kept, not fetched anew
+    assert sorted(again) == sorted(files)
     quicklooks = task.download_quicklooks(tmp_path / "ql", progress=False)
     assert [Path(q).name for q in quicklooks] == ["quicklook_preview.png"]
     assert (
@@ -58,8 +63,10 @@ def test_a_file_that_is_not_its_checksum_is_not_kept(api: Api, sample: Sample, t
     task = jw.open_stac(raw)
     with pytest.raises(DownloadError, match=r"'data.json' .*SHA-256 is not the Item's file:checksum"):
         task.download_results(tmp_path / "dl", progress=False)
-    left = sorted(p.name for p in (tmp_path / "dl").rglob("*") if p.is_file()) if (tmp_path / "dl").exists() else []
-    assert "data.json" not in left and not [n for n in left if n.endswith(".tif")]  # nothing of this call kept
+    dl = tmp_path / "dl"
+    left = sorted(p.name for p in dl.rglob("*") if p.is_file() and not p.name.startswith(".")) if dl.exists() else []
+    assert left == []  # nothing of this call is kept in sight
+    assert not [p for p in dl.rglob(".data.json*")]  # the file that failed its checksum is gone entirely
 
 
 def test_the_job_item_collection_is_a_list_of_tasks_mapped_from_the_server(api: Api, sample: Sample) -> None:
@@ -152,3 +159,27 @@ def test_the_widget_of_a_stac_item_shows_the_map_before_anything_is_downloaded(a
         assert state.source.remote is None and state.source.path.is_file()  # the same map, now local
     finally:
         widget.close()
+
+
+def test_headers_go_to_the_items_own_origin_only_and_web_items_name_no_local_files(
+    api: Api, sample: Sample, tmp_path: Path
+) -> None:
+    from jobtask_widgets.stacsource import StacSource
+
+    raw = api.get(f"{api.task(SAMPLE_RGB_TASK)}/stac/").json()
+    item = pystac.Item.from_dict(raw)
+    source = StacSource(item, headers={"Authorization": "Bearer secret"}, url=f"{api.task(SAMPLE_RGB_TASK)}/stac/")
+    assert source.headers_for(f"{api.url}/files/x") == {"Authorization": "Bearer secret"}
+    assert source.headers_for("https://cdn.example.org/x.tif") == {}  # another host never sees the token
+    item.assets["secret"] = pystac.Asset("/etc/passwd", roles=["data"])
+    source.item = item
+    source._url = None  # read as given, then as if from the web:
+    assert "passwd" in {f["path"] for f in source.result_files()}  # a local Item may name local files
+    with_url = StacSource(item, url=f"{api.task(SAMPLE_RGB_TASK)}/stac/")
+    with_url._current = lambda: item  # type: ignore[method-assign]  # the Item as served, plus the local href
+    assert "passwd" not in {f["path"] for f in with_url.result_files()}
+    with pytest.raises(DownloadError, match="is not an http"):
+        with_url._fetch_one(
+            "passwd", tmp_path / "passwd", None, lambda d, t: None, __import__("threading").Event(), False
+        )
+    assert not (tmp_path / "passwd").exists()

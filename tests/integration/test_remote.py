@@ -97,7 +97,7 @@ def test_plot_results_with_nothing_downloaded_plots_the_server_rasters(api: Api,
 
 
 def test_a_url_about_to_expire_is_renewed_before_the_read(sample: Sample, tmp_path: Path) -> None:
-    server, api = start_api(sample.root, tmp_path / "cache", url_ttl=int(RENEW_MARGIN) + 2)
+    server, api = start_api(sample.root, tmp_path / "cache", url_ttl=8)  # renewed within 4 s of expiry
     try:
         login(api.url, sample)
         task = jw.initialize_jobtask(SAMPLE_MULTIBAND_TASK, sample.job_id)
@@ -114,7 +114,8 @@ def test_a_url_about_to_expire_is_renewed_before_the_read(sample: Sample, tmp_pa
             style = Style(stretch="minmax")
             first = source.preview(256)
             assert renewals == []
-            time.sleep(3)  # now within RENEW_MARGIN of the expiry: the next read renews first
+            time.sleep(4.5)  # now within half the URL's lifetime of its expiry: the next read renews first
+            assert RENEW_MARGIN > 4
             part = source.part_rgba(ref.require_crs("x"), 300, 300, style)
             assert len(renewals) == 1 and renewals[0] != raster.url
             assert np.array_equal(part, ref.part_rgba(ref.require_crs("x"), 300, 300, style))
@@ -149,3 +150,34 @@ def test_an_unreadable_remote_file_names_its_url_without_the_signature(task: jw.
     message = str(caught.value)
     assert "scene/missing.tif" in message and gone.public_url in message
     assert "signature" not in message and "expires" not in message
+
+
+def test_a_short_lived_url_is_not_renewed_on_every_read(sample: Sample, tmp_path: Path) -> None:
+    server, api = start_api(sample.root, tmp_path / "cache", url_ttl=6)  # shorter than RENEW_MARGIN
+    try:
+        login(api.url, sample)
+        task = jw.initialize_jobtask(SAMPLE_MULTIBAND_TASK, sample.job_id)
+        (raster,) = [f for f in task.remote_files() if f.path.endswith(".tif")]
+        renewals: list[str] = []
+
+        def renew() -> str:
+            assert raster.renew is not None
+            renewals.append(raster.renew())
+            return renewals[-1]
+
+        with RasterSource(RemoteFile(raster.path, raster.url, renew=renew)) as source:
+            for size in (64, 96, 128, 160, 192):
+                source.preview(size)
+        assert renewals == []  # five reads well within the URL's 6 s
+    finally:
+        server.stop()
+
+
+def test_gdals_message_about_a_remote_file_never_shows_its_signature(task: jw.JobTask) -> None:
+    (data_json,) = [f for f in task.remote_files() if f.path == "data.json"]
+    assert "signature=" in data_json.url
+    with pytest.raises(RasterError) as caught:
+        RasterSource(RemoteFile("scene/data.tif", data_json.url))  # JSON, not a raster: GDAL names the URL
+    message = str(caught.value)
+    assert data_json.public_url in message
+    assert "signature" not in message and "expires=" not in message
