@@ -36,7 +36,7 @@ from rio_tiler.models import ImageData
 from rio_tiler.utils import render
 
 from . import stretch as maths
-from .errors import RasterError
+from .errors import JobTaskError, RasterError
 from .gdalerrors import GDAL_ERRORS, gdal_reason
 from .overviews import OverviewProgress, cached_overviews, needs_overviews
 from .remote import RENEW_MARGIN, RemoteFile, gdal_http_options, url_expiry
@@ -188,7 +188,10 @@ class RasterSource:
             with self._location_lock:
                 if self._location != stale:
                     return
-            url = self._remote.renew()
+            try:
+                url = self._remote.renew()
+            except JobTaskError as exc:
+                raise RasterError(f"{self.label}: its URL expired and no new one could be had: {exc}") from exc
             with self._location_lock:
                 self._location, self._obtained = url, time.time()
         with self._readers_lock:  # idle readers close now, busy ones as their reads end

@@ -342,7 +342,12 @@ class JobTaskWidget(PlainTextRepr, w.VBox):
             self.map_area.children = [w.HTML("<i>Download the results to see them on the map.</i>")]
             self.show_error(exc, "Reading the rasters from the server")
             return
-        if not self._install_map(view, remote=True):
+        try:
+            if not self._install_map(view, remote=True):
+                return
+        except Exception as exc:  # its controls read the statistics: a failing server shows here
+            if not getattr(self, "_closing", False):
+                self.show_error(exc, "Reading the rasters from the server")
             return
         count = len(self.map.raster_layers) if self.map is not None else 0
         if not self.busy:

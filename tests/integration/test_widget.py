@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import threading
 import time
 import zipfile
 from pathlib import Path
@@ -464,4 +463,4 @@ def test_a_widget_closed_while_its_map_is_read_from_the_server_shows_and_keeps_n
     widget.close()  # before the map from the server is built
     finish(widget)
     assert widget.map is None and widget.controls is None
-    assert not [t for t in threading.enumerate() if t.name == "jobtask-map"]
+    assert widget._remote_thread is not None and not widget._remote_thread.is_alive()
