@@ -194,12 +194,7 @@ class RasterSource:
                 raise RasterError(f"{self.label}: its URL expired and no new one could be had: {exc}") from exc
             with self._location_lock:
                 self._location, self._obtained = url, time.time()
-        with self._readers_lock:  # idle readers close now, busy ones as their reads end
-            idle = [r for t, r in self._readers.items() if t not in self._busy]
-            self._leftover.update({t: r for t, r in self._readers.items() if t in self._busy})
-            self._readers = {}
-        for reader in idle:
-            reader.close()  # type: ignore[no-untyped-call]  # rio-tiler's Reader.close has no annotations
+        self._drop_readers()
 
     def __enter__(self) -> RasterSource:
         return self
@@ -313,8 +308,17 @@ class RasterSource:
 
         Safe to call twice, and from any thread.
         """
+        self._drop_readers(closing=True)
+
+    def _drop_readers(self, *, closing: bool = False) -> None:
+        """Close every thread's reader: the idle ones now, each busy one as its read ends.
+
+        Args:
+            closing: Also mark the source closed (under the same lock), so no reader opens again.
+        """
         with self._readers_lock:
-            self._closed.set()
+            if closing:
+                self._closed.set()
             idle = [r for t, r in self._readers.items() if t not in self._busy]
             self._leftover.update({t: r for t, r in self._readers.items() if t in self._busy})
             self._readers = {}

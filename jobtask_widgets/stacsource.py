@@ -227,7 +227,7 @@ class StacSource:
             DownloadError: when a transfer fails, or a file's SHA-256 is not its ``file:checksum``.
         """
         files = self.result_files()
-        return self._download(folder, [(f["path"], f["path"], f["sha256"], f["size"]) for f in files],
+        return self._download(folder, [(f["path"], f["path"], f["sha256"], f["size"], f["url"]) for f in files],
                               progress, cancel, quicklooks=False)  # fmt: skip
 
     def download_quicklooks(
@@ -236,7 +236,13 @@ class StacSource:
         """The ``thumbnail`` / ``overview`` assets as ``quicklook_{name}``."""
         item = self._current()
         wanted = [
-            (path, f"quicklook_{_file_name(asset, path)}", None, asset.extra_fields.get("file:size"))
+            (
+                path,
+                f"quicklook_{_file_name(asset, path)}",
+                None,
+                asset.extra_fields.get("file:size"),
+                asset.get_absolute_href() or asset.href,
+            )
             for _, path, asset in self._assets(item, quicklooks=True)
         ]
         return self._download(folder, wanted, progress, cancel, quicklooks=True)
@@ -244,7 +250,7 @@ class StacSource:
     def _download(
         self,
         folder: Path,
-        wanted: Sequence[tuple[str, str, str | None, Any]],
+        wanted: Sequence[tuple[str, str, str | None, Any, str]],
         progress: transfer.Progress,
         cancel: threading.Event | None,
         *,
@@ -253,7 +259,7 @@ class StacSource:
         if not wanted:
             return []
         folder.mkdir(parents=True, exist_ok=True)
-        known = [size for *_, size in wanted if isinstance(size, int)]
+        known = [size for _, _, _, size, _ in wanted if isinstance(size, int)]
         report = _Totals(progress, sum(known) if len(known) == len(wanted) else None)
         stop = threading.Event()  # ours: a failure stops the other transfers, never the caller's event
         watcher = threading.Thread(target=_follow, args=(cancel, stop), daemon=True) if cancel else None
@@ -264,8 +270,10 @@ class StacSource:
         try:
             with ThreadPoolExecutor(DOWNLOAD_WORKERS, thread_name_prefix="jobtask-stac") as pool:
                 futures = {
-                    pool.submit(self._fetch_one, path, folder / name, sha256, report.part(path), stop, quicklooks): path
-                    for path, name, sha256, _ in wanted
+                    pool.submit(
+                        self._fetch_one, path, folder / name, sha256, report.part(path), stop, quicklooks, href=href
+                    ): path
+                    for path, name, sha256, _, href in wanted
                 }
                 for future in as_completed(futures):  # the first failure stops the others at once
                     try:
@@ -283,6 +291,8 @@ class StacSource:
                 raise failure
         finally:
             stop.set()  # ends the watcher
+            if watcher is not None:
+                watcher.join()
             report.close()
         return [results[path][0].resolve() for path, *_ in wanted]
 
@@ -294,6 +304,7 @@ class StacSource:
         progress: transfer.ProgressCallback,
         cancel: threading.Event,
         quicklook: bool,
+        href: str | None = None,
     ) -> tuple[Path, bool]:
         """One asset into ``target``; ``(target, whether it was fetched now)``.
 
@@ -301,7 +312,12 @@ class StacSource:
         so an unchanged, verified copy is not fetched again), linked to ``target`` once checked.
         """
         target.parent.mkdir(parents=True, exist_ok=True)
-        href = self._href(path, quicklook=quicklook)
+        href = href or self._href(path, quicklook=quicklook)  # the Item is read again only to renew it
+        hrefs = iter([href])
+
+        def get_url() -> str:
+            return next(hrefs, None) or self._href(path, quicklook=quicklook)
+
         if not _is_url(href):
             if self._url is not None:  # an Item from the web names no file of this machine
                 raise DownloadError(
@@ -321,7 +337,7 @@ class StacSource:
             return target, True
         hidden = target.with_name(f".{target.name}.asset")
         got = transfer.download(
-            self._session_for(href), lambda: self._href(path, quicklook=quicklook), hidden, progress=progress,
+            self._session_for(href), get_url, hidden, progress=progress,
             description=PurePosixPath(path).name, cancel=cancel,
         )  # fmt: skip
         if sha256 is not None and got.sha256 != sha256:

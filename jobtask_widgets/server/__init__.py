@@ -9,7 +9,9 @@ Layout, from the app down:
 - ``app.py``: :func:`create_app` checks the store, builds the one ``ServerSettings`` on
   ``app.state.settings`` and includes the router; ``ServerApp`` tidies the OpenAPI document.
 - ``routes.py``: the protocol's routes on one module-level ``APIRouter``.
-- ``catalog.py``: the routes that publish each result file at a signed URL and each task as STAC.
+- ``fileroutes.py``: the routes that serve each result file (and quicklook) at a signed URL.
+- ``stacroutes.py``: the routes that describe each task as a STAC Item, each job as an ItemCollection.
+- ``signed.py``: signed URLs at the route boundary, made and checked (archives, files).
 - ``outputs.py``: each result file's digest, media type and rio-stac fields, once per file version.
 - ``stac.py``: a task as a STAC Item, built with pystac (pure).
 - ``dependencies.py``: ``ServerSettings`` and the dependencies the routes take (settings, store,

@@ -32,7 +32,7 @@ from .models import QUICKLOOK_CONTENT, RESULT_FILE_CONTENT, ResultFile, ResultFi
 from .outputs import Facts, FileFacts, media_type_of
 from .routes import TASK, errors
 from .signed import Signing, require_signature
-from .store import Store, TaskRef
+from .store import OpenFile, Store, TaskRef
 
 log = logging.getLogger("jobtask_widgets.server")
 
@@ -76,6 +76,12 @@ def result_files(store: Store, facts: FileFacts, ref: TaskRef, *, with_raster: b
         with opened:
             found.append((path, facts.of(path, opened, with_raster=with_raster)))
     return found
+
+
+def _send(request: Request, opened: OpenFile, name: str) -> OpenFileResponse:
+    """A signed file's answer: the safe headers, its disposition, its version's ETag, ranges."""
+    headers = {**SAFE_HEADERS, "content-disposition": disposition(name, opened.media_type)}
+    return file_response(opened, request.headers, etag=version_etag(opened.stat), headers=headers)
 
 
 def disposition(name: str, media_type: str) -> str:
@@ -148,10 +154,8 @@ def result_file(
     require_signature(
         request, signer, resource, expires, signature, what="file URL", thing="this file", ask="outputs/files/"
     )
-    media_type = media_type_of(path)
-    opened = store.open_output_file(TaskRef(project_id, job_id, task_id), path, media_type)
-    headers = {**SAFE_HEADERS, "content-disposition": disposition(path.rsplit("/", 1)[-1], media_type)}
-    return file_response(opened, request.headers, etag=version_etag(opened.stat), headers=headers)
+    opened = store.open_output_file(TaskRef(project_id, job_id, task_id), path, media_type_of(path))
+    return _send(request, opened, path.rsplit("/", 1)[-1])
 
 
 @router.get(QUICKLOOK, operation_id="signed_quicklook_get", **_file_options("One quicklook, signed", QUICKLOOK_CONTENT))
@@ -172,9 +176,7 @@ def signed_quicklook(
     """One quicklook of a task at a signed URL (the STAC Item's thumbnail and overviews)."""
     resource = file_resource(project_id, job_id, task_id, "quicklook", name)
     require_signature(request, signer, resource, expires, signature, what="file URL", thing="this file", ask="stac/")
-    opened = store.open_quicklook(TaskRef(project_id, job_id, task_id), name)
-    headers = {**SAFE_HEADERS, "content-disposition": disposition(name, opened.media_type)}
-    return file_response(opened, request.headers, etag=version_etag(opened.stat), headers=headers)
+    return _send(request, store.open_quicklook(TaskRef(project_id, job_id, task_id), name), name)
 
 
 __all__ = ["FILE", "INLINE_TYPES", "QUICKLOOK", "SAFE_HEADERS", "disposition", "result_files", "router"]

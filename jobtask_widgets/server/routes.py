@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import time
 from typing import Annotated, Any
 from urllib.parse import parse_qs, unquote_plus, urlencode
 
@@ -40,7 +39,7 @@ from .models import (
     UserAnswer,
 )
 from .problems import Problem, unauthorized
-from .signed import require_signature
+from .signed import Signing, require_signature
 from .store import TaskRef
 
 TASK = "/projects/{project_id}/jobs/{job_id}/tasks/{task_id}"
@@ -166,11 +165,10 @@ def data_json(ref: VisibleTask, store: StoreDep, request: Request) -> OpenFileRe
 def results_url(ref: VisibleTask, request: Request, settings: Settings) -> ResultsUrlAnswer:
     """A URL that opens this task's archive only, without a token, for ``url_ttl`` seconds."""
     settings.store.task_dir(ref)
-    base = (settings.public_url or str(request.base_url)).rstrip("/")
-    expires = int(time.time()) + settings.url_ttl
-    query = urlencode(settings.signer.sign_archive(ref.project_id, ref.job_id, ref.task_id, expires))
+    signing = Signing(request, settings)
+    query = urlencode(settings.signer.sign_archive(ref.project_id, ref.job_id, ref.task_id, signing.expires))
     path = ARCHIVE.format(project_id=ref.project_id, job_id=ref.job_id, task_id=ref.task_id)
-    return ResultsUrlAnswer(data=ResultsUrl(url=f"{base}{path}?{query}"))
+    return ResultsUrlAnswer(data=ResultsUrl(url=f"{signing.base}{path}?{query}"))
 
 
 _ARCHIVE_HEADERS: dict[str, Any] = {
