@@ -21,7 +21,8 @@ import numpy as np
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
-from .raster import RasterSource, Style
+from .bands import Style
+from .raster import RasterSource
 from .remote import RemoteFile
 from .stretch import to_rgba
 

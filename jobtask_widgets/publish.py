@@ -37,10 +37,11 @@ import rasterio
 from affine import Affine
 from rasterio.errors import RasterioError
 
+from .bands import Style
 from .cog import GEOTIFF_SUFFIXES, is_cog, write_cog
 from .errors import RasterError, StoreError
 from .footprint import footprint_4326
-from .raster import RasterSource, Style, encode
+from .raster import RasterSource, encode
 from .storelayout import ID_PATTERN, is_valid_id, regular_files, task_path, write_json, write_private_json
 
 QUICKLOOK_SIZE = 512

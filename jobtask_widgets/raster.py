@@ -17,9 +17,9 @@ import re
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,61 +30,28 @@ from rasterio.env import env_ctx_if_needed
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.warp import transform_bounds
 from rio_tiler.colormap import cmap as colormaps
-from rio_tiler.errors import NoOverviewWarning, TileOutsideBounds
+from rio_tiler.constants import WGS84_CRS
+from rio_tiler.errors import NoOverviewWarning, PointOutsideBounds, TileOutsideBounds
 from rio_tiler.io import Reader
 from rio_tiler.models import ImageData
 from rio_tiler.utils import render
 
 from . import stretch as maths
+from .bands import Band, Style, check_bands, default_bands, unique_band_names
 from .errors import JobTaskError, RasterError
 from .gdalerrors import GDAL_ERRORS, gdal_reason
-from .overviews import OverviewProgress, cached_overviews, needs_overviews
+from .overviews import OverviewProgress, finish_overviews, first_overviews, needs_overviews
+from .pixels import PixelValues, pixel_values
+from .readers import ThreadReaders
 from .remote import RENEW_MARGIN, RemoteFile, gdal_http_options, url_expiry
 
 T = TypeVar("T")
 
 DEFAULT_COLORMAP = "viridis"
 STATS_MAX_SIZE = 1024  # statistics come from a read this many pixels across
+SAMPLES_KEPT = 4  # band sets whose statistics read is kept (for histograms)
 TILE_SIZE = 256
 READ_ERRORS: tuple[type[Exception], ...] = (*GDAL_ERRORS, ValueError)  # rio-tiler raises ValueError for bad reads
-
-
-@dataclass(frozen=True)
-class Style:
-    """How bands become colours.
-
-    Attributes:
-        bands: 1 or 3 band numbers (1-based); ``None`` for the raster's default.
-        stretch: ``"auto"`` (8-bit as it is, else 2-98 %), ``"percentile"`` or ``"minmax"``;
-            ignored where vmin/vmax are given.
-        percentiles: The low and high percentiles of the percentile stretch.
-        vmin: An explicit low end for every band.
-        vmax: An explicit high end for every band.
-        colormap: A rio-tiler colormap name for one band; ``None`` for the raster's own palette
-            or ``"viridis"``.
-    """
-
-    bands: tuple[int, ...] | None = None
-    stretch: maths.Stretch = "auto"
-    percentiles: tuple[float, float] = (2.0, 98.0)
-    vmin: float | None = None
-    vmax: float | None = None
-    colormap: str | None = None
-
-
-@dataclass(frozen=True)
-class Band:
-    """One band's metadata."""
-
-    index: int
-    dtype: str
-    description: str | None
-    colorinterp: str
-
-    @property
-    def label(self) -> str:
-        name = self.description or (self.colorinterp if self.colorinterp not in ("undefined", "gray") else "")
-        return f"{self.index} ({name})" if name else str(self.index)
 
 
 class RasterSource:
@@ -106,14 +73,16 @@ class RasterSource:
         self._renew_lock = threading.Lock()
         self._obtained = time.time()  # when the URL was had, to tell its lifetime
         self._stats: dict[tuple[Any, ...], list[maths.Range]] = {}
+        self._samples: OrderedDict[tuple[int, ...], np.ma.MaskedArray] = OrderedDict()  # the statistics' reads
         self._luts: dict[Style, np.ndarray | None] = {}
         self._lock = threading.Lock()
-        self._readers: dict[int, Reader] = {}  # by thread ident; these three guarded by _readers_lock
-        self._busy: dict[int, int] = {}  # reads running, by thread ident
-        self._leftover: dict[int, Reader] = {}  # readers of a closed source still busy in their thread
-        self._readers_lock = threading.Lock()
-        self._closed = threading.Event()
+        self._readers = ThreadReaders(self._open_reader, lambda: self.label)
+        self._closed = self._readers.closed_event
         self._display_path: Path | None = None
+        self._display_lock = threading.Lock()
+        self._finishing: threading.Thread | None = None  # the overview build's second step, if running
+        self._listeners: list[Callable[[RasterSource], None]] = []
+        self.overview_error: RasterError | None = None
         for attempt in (1, 2):
             try:
                 with _quiet(), self._env(), rasterio.open(self._location) as src:
@@ -123,6 +92,7 @@ class RasterSource:
                         for i in src.indexes
                     ]
                     self.nodata = src.nodata
+                    self.scales, self.offsets = tuple(src.scales), tuple(src.offsets)
                     self.crs = src.crs
                     self.bounds = tuple(src.bounds)
                     self.transform = src.transform
@@ -218,11 +188,7 @@ class RasterSource:
 
     def default_bands(self) -> tuple[int, ...]:
         """Red, green, blue by colour interpretation; else 1, 2, 3; else 1 (with a colormap)."""
-        by_interp = {b.colorinterp: b.index for b in self.bands}
-        if all(c in by_interp for c in ("red", "green", "blue")):
-            return (by_interp["red"], by_interp["green"], by_interp["blue"])
-        data = [b.index for b in self.bands if b.colorinterp != "alpha"]
-        return tuple(data[:3]) if len(data) >= 3 else (data[0] if data else 1,)
+        return default_bands(self.bands)
 
     def check_bands(self, bands: Sequence[int] | None) -> tuple[int, ...]:
         """``bands`` checked against this file, or the default.
@@ -230,60 +196,71 @@ class RasterSource:
         Raises:
             ValueError: unless 1 or 3 band numbers of this file, naming its bands.
         """
-        if bands is None:
-            return self.default_bands()
-        accepted = f"{self.name} has bands {self.band_labels}; give 1 band or 3 (red, green, blue)"
-        if isinstance(bands, (str, bytes)) or not isinstance(bands, Sequence):
-            raise ValueError(f"bands must be a list of band numbers, not {bands!r}: {accepted}")
-        if len(bands) not in (1, 3) or not all(isinstance(b, (int, np.integer)) for b in bands):
-            raise ValueError(f"bands {list(bands)!r} cannot be shown: {accepted}")
-        outside = [b for b in bands if not 1 <= b <= self.count]
-        if outside:
-            raise ValueError(f"band {outside[0]} is not in the file: {accepted}")
-        return tuple(int(b) for b in bands)
+        return check_bands(self.bands, bands, self.name)
 
     # -- files and readers ---------------------------------------------------------------------
     def display_path(self, progress: OverviewProgress | None = None) -> Path | str:
         """The file to read for display: the raster, or its cached overviews when it lacks them.
 
-        A remote raster is read where it is (its URL): overviews are not built for it.
+        A large local raster without overviews gets them from the overview cache in two steps: this
+        call waits for the first (every level written in one pass; ``progress`` gets its steps) and
+        returns that VRT; the second (the large levels compressed) runs in a background thread of
+        this source, still reporting to ``progress``, and when it ends the source reads the
+        finished VRT and tells :meth:`on_display_change`'s listeners. A remote raster is read
+        where it is (its URL): overviews are not built for it.
         """
         if self._remote is not None:
             with self._location_lock:
                 return self._location
-        if self._display_path is None:
-            if needs_overviews(self.width, self.height, self.has_overviews):
-                self._display_path = cached_overviews(self.path, progress)
-            else:
-                self._display_path = self.path
-        return self._display_path
+        with self._display_lock:
+            if self._display_path is None:
+                if needs_overviews(self.width, self.height, self.has_overviews):
+                    shown, complete = first_overviews(self.path, progress)
+                    if not complete and not self.closed:
+                        self._finishing = threading.Thread(
+                            target=self._finish_overviews, args=(progress,), name="jobtask-overviews", daemon=True
+                        )
+                        self._finishing.start()
+                    self._display_path = shown
+                else:
+                    self._display_path = self.path
+            return self._display_path
 
-    @contextmanager
-    def _using(self) -> Iterator[Reader]:
-        """This thread's reader of the display file (opened on first use), held while the block runs.
-
-        A reader in use is never closed under its read: :meth:`close` closes the idle readers and
-        leaves each busy one to the read that holds it, which closes it on its way out (closing a
-        dataset under a running read crashes GDAL).
-        """
-        path = self.display_path()
-        thread = threading.get_ident()
-        with self._readers_lock:
-            if self._closed.is_set():
-                raise RasterError(f"{self.label}: the raster source is closed")
-            reader = self._readers.get(thread)
-            self._busy[thread] = self._busy.get(thread, 0) + 1
+    def _finish_overviews(self, progress: OverviewProgress | None) -> None:
         try:
-            if reader is None:
-                reader = self._open_reader(path)
-                with self._readers_lock:
-                    if self._closed.is_set():  # closed while this one opened: it goes with this read
-                        self._leftover[thread] = reader
-                    else:
-                        self._readers[thread] = reader
-            yield reader
-        finally:
-            self._release(thread)
+            final = finish_overviews(self.path, progress, cancel=self._closed)
+        except RasterError as exc:
+            if self.closed:
+                return
+            self.overview_error = exc  # the first step's overviews stay in use
+        else:
+            with self._display_lock:
+                self._display_path = final
+            self._readers.drop()  # every thread reopens on the finished VRT
+        for listener in list(self._listeners):
+            listener(self)
+
+    @property
+    def overviews_pending(self) -> bool:
+        """Whether the overview build's second step is still running in the background."""
+        return self._finishing is not None and self._finishing.is_alive()
+
+    def wait_for_overviews(self, timeout: float | None = None) -> bool:
+        """Wait until the background overview step has ended; ``False`` if it still runs after ``timeout`` s."""
+        if self._finishing is not None:
+            self._finishing.join(timeout)
+        return not self.overviews_pending
+
+    def on_display_change(self, listener: Callable[[RasterSource], None]) -> Callable[[], None]:
+        """Call ``listener(source)`` when the background overview step ends (``overview_error`` tells
+        whether it failed); returns the function that unsubscribes it. It runs in that step's thread."""
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
 
     def _open_reader(self, path: Path | str) -> Reader:
         # opened inside a GDAL environment of its own that ends here, so the dataset holds none:
@@ -293,56 +270,37 @@ class RasterSource:
         with _quiet(), self._env() if self._remote is not None else env_ctx_if_needed():
             return Reader(str(path))
 
-    def _release(self, thread: int) -> None:
-        with self._readers_lock:
-            self._busy[thread] -= 1
-            if self._busy[thread]:
-                return
-            del self._busy[thread]
-            leftover = self._leftover.pop(thread, None)
-        if leftover is not None:  # the source was closed while this thread read
-            leftover.close()  # type: ignore[no-untyped-call]  # rio-tiler's Reader.close has no annotations
-
     def close(self) -> None:
-        """Close every thread's reader (a busy one as its read ends); later reads raise ``RasterError``.
+        """Close every thread's reader (a busy one as its read ends) and stop a background overview
+        build; later reads raise ``RasterError``. Safe to call twice, and from any thread."""
+        self._readers.drop(closing=True)
+        finishing = self._finishing
+        if finishing is not None and finishing is not threading.current_thread():
+            finishing.join()  # the build's child is killed within LOCK_POLL seconds
 
-        Safe to call twice, and from any thread.
-        """
-        self._drop_readers(closing=True)
-
-    def _drop_readers(self, *, closing: bool = False) -> None:
-        """Close every thread's reader: the idle ones now, each busy one as its read ends.
-
-        Args:
-            closing: Also mark the source closed (under the same lock), so no reader opens again.
-        """
-        with self._readers_lock:
-            if closing:
-                self._closed.set()
-            idle = [r for t, r in self._readers.items() if t not in self._busy]
-            self._leftover.update({t: r for t, r in self._readers.items() if t in self._busy})
-            self._readers = {}
-        for reader in idle:
-            reader.close()  # type: ignore[no-untyped-call]  # rio-tiler's Reader.close has no annotations
+    def _drop_readers(self) -> None:
+        """Close every thread's reader: the idle ones now, each busy one as its read ends."""
+        self._readers.drop()
 
     @property
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""
-        return self._closed.is_set()
+        return self._readers.closed
 
-    def _read(self, what: str, read: Callable[[Reader], T]) -> T:
+    def _read(self, what: str, read: Callable[[Reader], T], *, raw: bool = False) -> T:
         """``read(reader)`` with this thread's reader, every failure a ``RasterError`` naming the raster.
 
         A remote file's read runs under its HTTP settings; one refused with 403 (its signed URL
         expired) renews the URL once and reads again. An ``ImageData`` result gets its invalid
-        pixels masked.
+        pixels masked. ``raw``: read the raster itself, not the file shown (its overviews).
         """
         self._renew_if_expiring()
         for attempt in (1, 2):
             with self._location_lock:
                 location = self._location
             try:
-                with self._using() as reader, _quiet(), self._env():
+                path = location if raw else str(self.display_path())
+                with self._readers.using(path) as reader, _quiet(), self._env():
                     result = read(reader)
                 break
             except TileOutsideBounds:
@@ -379,11 +337,73 @@ class RasterSource:
         key = (tuple(bands), stretch, tuple(percentiles))
         with self._lock:
             if key not in self._stats:
-                image = self._read(
-                    "statistics", lambda reader: reader.preview(indexes=list(bands), max_size=STATS_MAX_SIZE)
-                )
-                self._stats[key] = maths.band_ranges(image.array, stretch, percentiles)
+                self._stats[key] = maths.band_ranges(self._sample(bands), stretch, percentiles)
             return self._stats[key]
+
+    def _sample(self, bands: Sequence[int]) -> np.ma.MaskedArray:
+        """The bands decimated to ``STATS_MAX_SIZE`` pixels across: what statistics and histograms
+        are computed from (one read per band set; the last few kept)."""
+        key = tuple(bands)
+        if key not in self._samples:
+            image = self._read(
+                "statistics", lambda reader: reader.preview(indexes=list(bands), max_size=STATS_MAX_SIZE)
+            )
+            self._samples[key] = image.array
+            while len(self._samples) > SAMPLES_KEPT:
+                self._samples.popitem(last=False)
+        self._samples.move_to_end(key)
+        return self._samples[key]
+
+    def histogram(self, bands: Sequence[int], bins: int = maths.HISTOGRAM_BINS) -> maths.Histogram:
+        """Each band's histogram over one shared value axis, from the statistics' decimated read."""
+        with self._lock:
+            sample = self._sample(self.check_bands_any(bands))
+        return maths.histogram(sample, bins)
+
+    def check_bands_any(self, bands: Sequence[int]) -> tuple[int, ...]:
+        """``bands``, any number of this file's band numbers.
+
+        Raises:
+            ValueError: for a band not in the file, naming its bands.
+        """
+        chosen = tuple(int(b) for b in bands)
+        outside = [b for b in chosen if not 1 <= b <= self.count]
+        if outside or not chosen:
+            raise ValueError(f"band {outside[0] if outside else '(none)'} is not in {self.name}: "
+                             f"it has bands {self.band_labels}")  # fmt: skip
+        return chosen
+
+    # -- pixel values --------------------------------------------------------------------------
+    @property
+    def band_names(self) -> list[str]:
+        """Each band's name from the file (description, colour, else ``band N``), unique."""
+        return unique_band_names(self.bands)
+
+    def values_at(self, lon: float, lat: float) -> PixelValues:
+        """The raster's values at a point: ``{band name: value}``, through rio-tiler's point read.
+
+        Values are of the raster's data type; ``None`` where the pixel is nodata, NaN or masked,
+        and for every band outside the raster. Where the file declares a scale or offset the value
+        is ``raw * scale + offset`` and the stored value is kept in ``.raw``. The raster itself is
+        read (at full resolution), never its overviews.
+
+        Args:
+            lon: Longitude in degrees (EPSG:4326).
+            lat: Latitude in degrees.
+
+        Raises:
+            RasterError: for a raster without a CRS, or one that cannot be read.
+        """
+        self.require_crs("pixel values")
+
+        def read(reader: Reader) -> np.ma.MaskedArray | None:
+            try:
+                return reader.point(lon, lat, coord_crs=WGS84_CRS).array
+            except PointOutsideBounds:
+                return None
+
+        return pixel_values(self.band_names, self._read("pixel value", read, raw=True), self.scales, self.offsets,
+                            lon=lon, lat=lat)  # fmt: skip
 
     def lut(self, style: Style) -> np.ndarray | None:
         """The colour table for a one-band style (``None`` for three bands), cached per style."""
@@ -482,3 +502,6 @@ class _quiet(warnings.catch_warnings):
         super().__enter__()
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         warnings.simplefilter("ignore", NoOverviewWarning)  # the overview cache deals with that
+
+
+__all__ = ["Band", "RasterSource", "Style", "encode"]  # Band and Style live in bands.py, named here too

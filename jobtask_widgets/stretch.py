@@ -8,6 +8,7 @@ pixel of an RGB with nodata 0 is (200, 0, 0), not a hole). A stretch maps each b
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -118,3 +119,38 @@ def lut_from_colormap(colormap: Mapping[Any, Sequence[int]]) -> np.ndarray:
             rgba = tuple(colour) + (255,) * (4 - len(colour))
             table[int(value)] = rgba[:4]
     return table
+
+
+HISTOGRAM_BINS = 64
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Each band's counts over one shared value axis.
+
+    Attributes:
+        low: The first bin's low edge (the smallest valid value of any band).
+        high: The last bin's high edge (the largest).
+        counts: Per band, the count of valid pixels in each of the bins.
+    """
+
+    low: float
+    high: float
+    counts: list[list[int]]
+
+
+def histogram(array: np.ma.MaskedArray, bins: int = HISTOGRAM_BINS) -> Histogram:
+    """The histograms of ``(bands, h, w)`` over its valid pixels, on one axis from their min to max.
+
+    A band without valid pixels counts zeros; an array without any gets the axis 0..1.
+    """
+    if bins < 1:
+        raise ValueError(f"bins must be at least 1 (got {bins})")
+    bands = [band.compressed().astype("float64") for band in mask_invalid(array)]
+    valid = [band for band in bands if band.size]
+    low = min((float(band.min()) for band in valid), default=0.0)
+    high = max((float(band.max()) for band in valid), default=1.0)
+    if high <= low:
+        high = low + 1.0
+    counts = [np.histogram(band, bins=bins, range=(low, high))[0].astype(int).tolist() for band in bands]
+    return Histogram(low, high, counts)

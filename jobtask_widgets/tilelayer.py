@@ -33,9 +33,10 @@ import ipyleaflet
 import traitlets as t
 from ipywidgets import widget_serialization
 
+from .bands import Style
 from .errors import JobTaskError
 from .plaintext import WHERE, PlainTextRepr
-from .raster import RasterSource, Style
+from .raster import RasterSource
 from .view import RasterState
 
 # The message kinds of the tile protocol. The front end names them in js/tilelayer.js (KINDS);

@@ -26,9 +26,10 @@ import numpy as np
 import traitlets as t
 
 from . import mapping
+from .bands import Style
 from .cog import GEOTIFF_SUFFIXES
 from .features import read_feature_collection
-from .raster import RasterSource, Style
+from .raster import RasterSource
 from .remote import RemoteFile
 from .stretch import STRETCHES, Stretch
 

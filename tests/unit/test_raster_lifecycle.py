@@ -34,7 +34,7 @@ def test_a_source_is_a_context_manager_that_closes_every_threads_reader(tmp_path
 
         def read_in_a_thread() -> None:
             source.preview(32)
-            readers.append(source._readers[threading.get_ident()])
+            readers.append(source._readers.readers[(threading.get_ident(), str(path))])
             all_read.wait(timeout=30)
 
         threads = [threading.Thread(target=read_in_a_thread) for _ in range(3)]
@@ -42,9 +42,9 @@ def test_a_source_is_a_context_manager_that_closes_every_threads_reader(tmp_path
             thread.start()
         for thread in threads:
             thread.join()
-        opened = [*source._readers.values()]
+        opened = [*source._readers.readers.values()]
         assert len(opened) == 4  # the main thread's and the three others'
-    assert source.closed and source._readers == {}
+    assert source.closed and source._readers.readers == {}
     assert all(reader.dataset.closed for reader in opened)  # the other threads' readers too
     with pytest.raises(RasterError, match=r"r\.tif: the raster source is closed"):
         source.preview(16)
@@ -55,7 +55,7 @@ def test_a_failed_read_leaves_no_reader_open_once_closed(tmp_path: Path) -> None
     source = RasterSource(rasters.damaged_pixels(tmp_path / "d.tif"))
     with source, pytest.raises(RasterError):
         source.preview(256)
-    assert source._readers == {}
+    assert source._readers.readers == {}
 
 
 def test_cut_overview_directories_raise_a_raster_error_naming_the_file(tmp_path: Path) -> None:
@@ -170,7 +170,7 @@ for round in range(15):
     source.close()
     for thread in threads:
         thread.join()
-    assert len(outcomes) == 6 and source._readers == {} and source._leftover == {} and source._busy == {}
+    assert len(outcomes) == 6 and source._readers.readers == {} and source._readers.leftover == {} and source._readers.busy == {}
 print("ok")
 """
 
@@ -189,7 +189,8 @@ def test_the_overview_child_runs_this_package_whatever_the_working_folder_holds(
     decoy = tmp_path / "work" / "jobtask_widgets"
     decoy.mkdir(parents=True)
     (decoy / "__init__.py").write_text("")
-    (decoy / "overviews.py").write_text("raise SystemExit('a stale copy of the package ran')\n")
+    for module in ("overviews.py", "overviewbuild.py"):
+        (decoy / module).write_text("raise SystemExit('a stale copy of the package ran')\n")
     monkeypatch.chdir(tmp_path / "work")
     source = RasterSource(rasters.large_plain(tmp_path / "big.tif", size=2100))
     assert source.display_path().suffix == ".vrt"
