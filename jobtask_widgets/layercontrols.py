@@ -1,7 +1,9 @@
 """LayerControls: the panel beside a results map that restyles a ``ResultsView``'s rasters.
 
 Band mode (RGB with three band pickers, or one band with a colormap), stretch (auto,
-percentile, min-max or a custom range), opacity, and the view's ``LayerPanel`` of toggles for
+percentile, min-max or a custom range), a histogram of the shown bands whose two handles drag the
+range (``HistogramRange``; one restyle when a drag ends, and the stretch selector says "custom"),
+opacity, and the view's ``LayerPanel`` of toggles for
 each raster, the features and the AOI. Every change goes to the view's state
 (``RasterState.set_style``, ``opacity``, ``visible``), which every map of the view draws at once,
 never through a rebuild.
@@ -14,6 +16,8 @@ from typing import Any
 
 import ipywidgets as w
 
+from .errors import JobTaskError
+from .histogram import HistogramRange
 from .layerpanel import LayerPanel
 from .plaintext import WHERE, PlainTextRepr
 from .view import RasterState, ResultsView
@@ -44,6 +48,7 @@ class LayerControls(PlainTextRepr, w.VBox):
         colormap: The single band's colormap.
         stretch: ``auto``, ``percentile``, ``minmax`` or ``custom``.
         vmin, vmax: The custom range.
+        histogram: The shown bands' histograms with the range's two handles.
         opacity: The chosen raster's opacity.
         panel: The view's toggles (a ``LayerPanel``).
         toggles: A check box per raster, ``"features"`` and ``"AOI"``.
@@ -65,6 +70,7 @@ class LayerControls(PlainTextRepr, w.VBox):
         self.stretch = w.Dropdown(options=STRETCH_OPTIONS, description="stretch", layout=narrow)
         self.vmin = w.FloatText(description="min", layout=w.Layout(width="240px"))
         self.vmax = w.FloatText(description="max", layout=w.Layout(width="240px"))
+        self.histogram = HistogramRange(layout=w.Layout(margin="2px 0 4px 8px"))
         self.opacity = w.FloatSlider(value=1.0, min=0.0, max=1.0, step=0.05, description="opacity", layout=narrow)
         self.panel = LayerPanel(view, opacity=False, title="Show")
         self.toggles = self.panel.toggles
@@ -75,7 +81,7 @@ class LayerControls(PlainTextRepr, w.VBox):
         style_rows: list[w.Widget] = []
         if names:
             style_rows = [w.HTML("<b>Raster style</b>"), self.raster, self.mode, self._rgb_box, self._single_box,
-                          self.stretch, self._range_box, self.opacity]  # fmt: skip
+                          self.stretch, self.histogram, self._range_box, self.opacity]  # fmt: skip
         super().__init__(
             [*style_rows, self.panel],
             layout=w.Layout(width="260px", min_width="260px", padding="0 0 0 8px"),
@@ -85,6 +91,7 @@ class LayerControls(PlainTextRepr, w.VBox):
         for control in (*pickers, self.stretch, self.vmin, self.vmax):
             control.observe(lambda _: self._apply(), "value")
         self.raster.observe(lambda _: self._sync(), "value")
+        self.histogram.on_range(self._dragged)
         self._applying = False
         self._closed = False
         for state in view.rasters.values():
@@ -126,6 +133,33 @@ class LayerControls(PlainTextRepr, w.VBox):
         finally:
             self._syncing = False
         self._show_rows()
+        self._refresh_histogram()
+
+    def _refresh_histogram(self) -> None:
+        """Draw the chosen raster's shown bands and their stretch now; hidden where a palette colours it."""
+        layer = self.layer
+        try:
+            ranges = layer.ranges()
+            histogram = layer.histogram() if ranges is not None else None
+        except (JobTaskError, ValueError) as exc:
+            histogram = None
+            if self._on_error is not None:
+                self._on_error(exc, f"Reading the histogram of {layer.name}")
+        self.histogram.layout.display = "none" if histogram is None else ""
+        if histogram is not None:
+            names = layer.source.band_names
+            integer = layer.source.bands[layer.bands[0] - 1].dtype.startswith(("int", "uint"))
+            self.histogram.show(histogram, [names[b - 1] for b in layer.bands], ranges, integer=integer)
+
+    def _dragged(self, low: float, high: float) -> None:
+        """The histogram's handles were let go: the range they mark becomes the custom stretch."""
+        self._syncing = True
+        try:
+            self.stretch.value = "custom"
+            self.vmin.value, self.vmax.value = low, high
+        finally:
+            self._syncing = False
+        self._apply()
 
     def _fill_range(self) -> None:
         """The custom range starts from the range the layer is drawn with now."""
@@ -175,6 +209,7 @@ class LayerControls(PlainTextRepr, w.VBox):
                 self._fill_range()
             finally:
                 self._syncing = False
+        self._refresh_histogram()
 
     def plain_text(self) -> str:
         """The rasters and layers it controls, as text."""
@@ -192,4 +227,6 @@ class LayerControls(PlainTextRepr, w.VBox):
                 state.unobserve(self._restyled, "style")
         if hasattr(self, "panel"):
             self.panel.close()
+        if hasattr(self, "histogram"):
+            self.histogram.close()
         super().close()

@@ -21,7 +21,9 @@ import ipywidgets as w
 
 from . import mapping
 from .errors import RasterError
+from .inspector import PixelInspector
 from .layerpanel import LayerPanel
+from .pixels import PixelValues
 from .plaintext import WHERE, PlainTextRepr
 from .raster import encode
 from .tilelayer import RasterTileLayer
@@ -45,6 +47,7 @@ class ResultsMap(PlainTextRepr, ipyleaflet.Map):
         feature_layer: The features (data.json or the block's GeoJSON), or ``None``.
         aoi_layer: The area of interest, or ``None``.
         panel: The layer panel, or ``None``.
+        inspector: The inspect control (a button in the map's corner): click to read pixel values.
         note: What the map says about itself (thinned features, a missing name column).
     """
 
@@ -63,6 +66,7 @@ class ResultsMap(PlainTextRepr, ipyleaflet.Map):
         self.panel: LayerPanel | None = None
         self.feature_layer: ipyleaflet.GeoJSON | None = None
         self.aoi_layer: ipyleaflet.GeoJSON | None = None
+        self.inspector: PixelInspector | None = None
         try:
             for name, state in view.rasters.items():
                 layer = RasterTileLayer(self, state)
@@ -76,6 +80,7 @@ class ResultsMap(PlainTextRepr, ipyleaflet.Map):
             self.note = view.note
             self.panel = LayerPanel(view) if panel else None
             self._add_controls()
+            self.inspector = PixelInspector(self, self.values_at) if view.rasters else None
         except BaseException:
             self._owns_view = False  # the caller still holds the view and closes it
             self.close()
@@ -85,6 +90,15 @@ class ResultsMap(PlainTextRepr, ipyleaflet.Map):
     def _view_moved(self, _: Any) -> None:
         for name in self.raster_layers:
             self._check_fallback(name)
+
+    def values_at(self, lat: float, lon: float) -> dict[str, PixelValues]:
+        """Every visible raster layer's values at a point: ``{layer name: {band name: value}}``.
+
+        Args:
+            lat: Latitude in degrees.
+            lon: Longitude in degrees.
+        """
+        return self.view.values_at(lat, lon)
 
     @property
     def toggles(self) -> dict[str, w.Checkbox]:
@@ -227,6 +241,9 @@ class ResultsMap(PlainTextRepr, ipyleaflet.Map):
             step()
         for layer in getattr(self, "raster_layers", {}).values():
             layer.close()
+        inspector = getattr(self, "inspector", None)
+        if inspector is not None:
+            inspector.close()
         # the GeoJSON layers are left to the map: closing one in a shown map makes ipyleaflet's front
         # end throw "Widget is not attached" (seen in JupyterLab); their links to the view are gone
         panel = getattr(self, "panel", None)

@@ -29,9 +29,10 @@ from . import mapping
 from .bands import Style
 from .cog import GEOTIFF_SUFFIXES
 from .features import read_feature_collection
+from .pixels import PixelValues
 from .raster import RasterSource
 from .remote import RemoteFile
-from .stretch import STRETCHES, Stretch
+from .stretch import STRETCHES, Histogram, Stretch
 
 # called with a raster's file name and 0.0 when its one-off overview build starts, 1.0 when done
 ViewProgress = Callable[[str, float], None]
@@ -92,6 +93,7 @@ class RasterState(t.HasTraits):
     style = t.Instance(Style)
     visible = t.Bool(True)
     opacity = t.Float(1.0, min=0.0, max=1.0)
+    detail = t.Int(0)  # bumped when the source reads a finer file (its finished overviews): redraw
 
     def __init__(
         self,
@@ -104,10 +106,31 @@ class RasterState(t.HasTraits):
         colormap: str | None = None,
         opacity: float = 1.0,
     ) -> None:
-        self.source = source
+        self._unsubscribe: Callable[[], None] | None = None
         self.name = name or source.name
         self.feature = feature
         super().__init__(style=checked_style(source, bands, stretch, colormap), opacity=opacity)
+        self.source = source
+
+    @property
+    def source(self) -> RasterSource:
+        """The raster drawn; a view may swap it (for the downloaded copy of a file read from the server)."""
+        return self._source
+
+    @source.setter
+    def source(self, source: RasterSource) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        self._source = source
+        self._unsubscribe = source.on_display_change(self._finer)
+
+    def _finer(self, source: RasterSource) -> None:
+        if source is self._source and source.overview_error is None:
+            self.detail += 1
+
+    def histogram(self) -> Histogram:
+        """The shown bands' histograms on one axis, from the statistics' decimated read."""
+        return self.source.histogram(self.bands)
 
     def __repr__(self) -> str:
         style = self.style
@@ -364,6 +387,13 @@ class ResultsView:
             if extra is not None:
                 shown[extra.name] = extra
         return shown
+
+    def values_at(self, lat: float, lon: float) -> dict[str, PixelValues]:
+        """Every shown raster's values at a point: ``{layer name: {band name: value}}``.
+
+        See :meth:`RasterSource.values_at` for the values (``None`` where masked or outside).
+        """
+        return {name: state.source.values_at(lon, lat) for name, state in self.rasters.items() if state.visible}
 
     @property
     def note(self) -> str:

@@ -27,6 +27,7 @@ from .browsersave import BrowserSave, Entry, entry
 from .errors import DownloadCancelled, NotFoundError, explain
 from .layercontrols import LayerControls
 from .mapwidget import ResultsMap
+from .overviews import FIRST_SHARE
 from .plaintext import WHERE, PlainTextRepr
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ class JobTaskWidget(PlainTextRepr, w.VBox):
         self._thread: threading.Thread | None = None
         self._cancel = threading.Event()
         self._last_progress = 0.0
+        self._map_shown = True  # False while _show_map waits for a raster's first overview step
         self._map_lock = threading.Lock()  # one map installed at a time; the local one wins
         self._map_is_remote = False  # whether the map shown reads the server's files
         self._remote_note = w.HTML(REMOTE_NOTE, layout=w.Layout(display="none"))  # shown under a map from the server
@@ -324,9 +326,11 @@ class JobTaskWidget(PlainTextRepr, w.VBox):
         results = self.jobtask.results or []
         self._phase("Drawing the map")
         # one view for the map and its controls; the overview cache reports only when it builds
+        self._map_shown = False
         view = self.jobtask.results_view(aoi=self.aoi, progress=self._overviews, remote=False)
         if not self._adopt(view):
             self._install_map(view)
+        self._map_shown = True
         self.progress.value, self.progress.bar_style = 1.0, "success"
         count = len(self.map.raster_layers) if self.map is not None else 0
         self.status.value = html.escape(f"{len(results)} files; {count} raster(s) on the map")
@@ -417,11 +421,24 @@ class JobTaskWidget(PlainTextRepr, w.VBox):
         return True
 
     def _overviews(self, name: str, fraction: float) -> None:
+        """A raster's one-off overview build: its first step while the map waits, then the rest in the
+        background (``FIRST_SHARE`` to 1.0) while the map is shown; a download's progress comes first."""
         if fraction == 0.0:
             self._phase(f"Building overviews of {name} (once; later views are fast)")
+        if fraction <= FIRST_SHARE and not self._map_shown:
+            self.progress.value = fraction
+            return
+        if self.busy:  # a download runs meanwhile: its progress bar is the one that counts
+            return
         self.progress.value = fraction
-        if fraction == 1.0:
-            self._phase("Drawing the map")
+        if fraction < 1.0:
+            self.progress.bar_style = "info"
+            self.status.value = SPINNER + html.escape(
+                f"{name} is on the map; its finer overviews are finishing in the background ({fraction:.0%})"
+            )
+        else:
+            self.progress.bar_style = "success"
+            self.status.value = html.escape(f"{name}: overviews finished, the map is at full detail")
 
     def close(self) -> None:
         """Stop a running download, close the map, its controls and their rasters, then the widget."""

@@ -1,10 +1,18 @@
-// The front end of jobtask_widgets.tilelayer.RasterTileLayer: a plain ES module, no bundler,
-// no imports. It adds a Leaflet GridLayer to every view of an ipyleaflet map and asks the
-// kernel for each tile over the widget's channel (see the Python module for the protocol).
+// The front end of the map's parts drawn by the kernel: jobtask_widgets.tilelayer.RasterTileLayer
+// and jobtask_widgets.inspector.PixelInspector (a widget whose model says role "inspector").
+// A plain ES module, no bundler, no imports (anywidget loads it alone, so the two share it). The
+// tile layer adds a Leaflet GridLayer to every view of an ipyleaflet map and asks the kernel for
+// each tile; the inspector adds a button to every view and, while it is on, asks the kernel for
+// the pixel values where the user clicks. Both speak over the widget's channel (see the Python
+// modules for the protocols).
 
 // The message kinds of the tile protocol. Python names them in jobtask_widgets/tilelayer.py
 // (KINDS); tests/unit/test_tilelayer.py checks that both sides agree.
 export const KINDS = { TILE: "tile", CANCEL: "cancel", ERROR: "error" };
+
+// The message kinds of the inspect protocol. Python names them in jobtask_widgets/inspector.py
+// (KINDS); tests/unit/test_inspector.py checks that both sides agree.
+export const INSPECT_KINDS = { VALUES: "values", ERROR: "values-error" };
 
 const POLL_MS = 250; // how often new map views are looked for
 const LEAFLET_WAIT_MS = 120000; // in Voila, Leaflet may load after this module
@@ -209,55 +217,222 @@ function setAttached(model, count) {
   }
 }
 
-export default {
-  async initialize({ model }) {
-    const requests = new TileRequests((msg) => model.send(msg));
-    const onMessage = (msg, buffers) => requests.receive(msg, buffers, model.get("revision"));
-    model.on("msg:custom", onMessage);
-    let follower = null;
-    let stopped = false;
-    const start = async () => {
+/** Pending value queries of the inspector: ids and answers, without Leaflet. */
+export class ValueQueries {
+  constructor(send, prefix = Math.random().toString(36).slice(2, 8)) {
+    this.send = send;
+    this.prefix = prefix;
+    this.counter = 0;
+    this.pending = new Map(); // id -> onAnswer
+  }
+
+  /** Ask for the values at `latlng`; `onAnswer(answer)` gets its answer once. */
+  ask(latlng, onAnswer) {
+    const id = `${this.prefix}-v${++this.counter}`;
+    this.pending.set(id, onAnswer);
+    this.send({ kind: INSPECT_KINDS.VALUES, id, lat: latlng.lat, lon: latlng.lng });
+    return id;
+  }
+
+  /** Route an answer; returns what became of it. */
+  receive(msg) {
+    if (!msg || (msg.kind !== INSPECT_KINDS.VALUES && msg.kind !== INSPECT_KINDS.ERROR)) return "ignored";
+    const onAnswer = this.pending.get(msg.id);
+    if (!onAnswer) return "unknown";
+    this.pending.delete(msg.id);
+    if (msg.kind === INSPECT_KINDS.ERROR) {
+      onAnswer({ status: "error", message: String(msg.message) });
+      return "error";
+    }
+    onAnswer({ status: "values", lat: msg.lat, lon: msg.lon, layers: Array.isArray(msg.layers) ? msg.layers : [] });
+    return "values";
+  }
+}
+
+function textElement(doc, tag, className, text) {
+  const element = doc.createElement(tag);
+  element.className = className;
+  element.textContent = text;
+  return element;
+}
+
+/** The popup's content for an answer, built from text nodes only (nothing is parsed as HTML). */
+export function popupContent(doc, answer, latlng) {
+  const box = textElement(doc, "div", "jobtask-values", "");
+  box.appendChild(textElement(doc, "div", "jobtask-values-where", `${latlng.lat.toFixed(5)}, ${latlng.lng.toFixed(5)}`));
+  if (answer.status === "pending") {
+    box.appendChild(textElement(doc, "div", "jobtask-values-note", "Reading the values..."));
+    return box;
+  }
+  if (answer.status === "error") {
+    box.appendChild(textElement(doc, "div", "jobtask-values-error", answer.message));
+    return box;
+  }
+  if (!answer.layers.length) {
+    box.appendChild(textElement(doc, "div", "jobtask-values-note", "No raster is shown here."));
+    return box;
+  }
+  for (const layer of answer.layers) {
+    const title = layer.inside === false ? `${layer.name}: outside the raster` : String(layer.name);
+    box.appendChild(textElement(doc, "div", "jobtask-values-layer", title));
+    if (layer.inside === false) continue;
+    const table = textElement(doc, "table", "jobtask-values-table", "");
+    for (const [band, value] of layer.bands || []) {
+      const row = doc.createElement("tr");
+      row.appendChild(textElement(doc, "th", "jobtask-values-band", String(band)));
+      row.appendChild(textElement(doc, "td", "jobtask-values-value", String(value)));
+      table.appendChild(row);
+    }
+    box.appendChild(table);
+  }
+  return box;
+}
+
+const CROSSHAIR_SVG =
+  '<svg xmlns="http://www.w3.org/2000/svg" width="18" height="18" viewBox="0 0 18 18" aria-hidden="true">' +
+  '<circle cx="9" cy="9" r="5.5" fill="none" stroke="currentColor" stroke-width="1.6"/>' +
+  '<path d="M9 1v5M9 12v5M1 9h5M12 9h5" stroke="currentColor" stroke-width="1.6"/></svg>';
+
+/** Attach the inspect control to one Leaflet map; returns a handle with `update()` and `detach()`. */
+export function attachInspector(L, map, model, queries, doc = globalThis.document) {
+  let button = null;
+  const control = L.control({ position: "topleft" });
+  control.onAdd = () => {
+    const bar = L.DomUtil.create("div", "leaflet-bar leaflet-control jobtask-inspect-control");
+    button = L.DomUtil.create("a", "jobtask-inspect-button", bar);
+    button.href = "#";
+    button.title = "Inspect pixel values: click the map to read them";
+    button.setAttribute("role", "button");
+    button.innerHTML = CROSSHAIR_SVG; // a constant of this module, nothing from outside
+    Object.assign(button.style, { display: "flex", alignItems: "center", justifyContent: "center" });
+    L.DomEvent.disableClickPropagation(bar);
+    L.DomEvent.on(button, "click", (event) => {
+      L.DomEvent.preventDefault(event);
+      model.set("active", !model.get("active"));
+      model.save_changes();
+    });
+    update();
+    return bar;
+  };
+  const onClick = (event) => {
+    if (!model.get("active")) return;
+    const latlng = event.latlng;
+    const popup = L.popup({ maxWidth: 360, className: "jobtask-values-popup" })
+      .setLatLng(latlng)
+      .setContent(popupContent(doc, { status: "pending" }, latlng))
+      .openOn(map);
+    queries.ask(latlng, (answer) => popup.setContent(popupContent(doc, answer, latlng)));
+  };
+  function update() {
+    const on = Boolean(model.get("active"));
+    if (button) {
+      button.classList.toggle("active", on);
+      button.setAttribute("aria-pressed", String(on));
+      button.style.background = on ? "#1f6fd1" : "";
+      button.style.color = on ? "#fff" : "#333";
+    }
+    const container = map.getContainer();
+    if (container && container.style) container.style.cursor = on ? "crosshair" : "";
+  }
+  control.addTo(map);
+  map.on("click", onClick);
+  return {
+    update,
+    detach() {
+      map.off("click", onClick);
+      control.remove();
+      const container = map.getContainer();
+      if (container && container.style) container.style.cursor = "";
+    },
+  };
+}
+
+/** Follow the map of `model`: `makeAttach(L)` gives the function that attaches to one Leaflet map. */
+function mapFollower(model, makeAttach) {
+  let follower = null;
+  let stopped = false;
+  return {
+    async start() {
       if (follower) follower.stop();
       follower = null;
       const mapModel = await resolveMap(model);
       if (!mapModel || stopped) return;
       const L = await waitFor(() => globalThis.L && globalThis.L.GridLayer && globalThis.L);
       if (stopped) return;
-      const LayerClass = makeLayerClass(L, model, requests);
-      follower = followViews(
-        mapModel,
-        (map) => attachLayer(L, LayerClass, map, model, requests),
-        (count) => setAttached(model, count),
-      );
-    };
-    const each = (fn) => () => follower && follower.handles().forEach(fn);
-    const redraw = each((h) => h.redraw());
-    const update = each((h) => h.update());
-    model.on("change:revision", redraw);
-    model.on("change:opacity", update);
-    model.on("change:visible", update);
-    model.on("change:map", start);
-    start().catch((err) => console.warn("jobtask-widgets: the raster layer could not attach:", err));
-    return () => {
+      follower = followViews(mapModel, makeAttach(L), (count) => setAttached(model, count));
+    },
+    handles: () => (follower ? follower.handles() : []),
+    stop() {
       stopped = true;
       if (follower) follower.stop();
-      model.off("msg:custom", onMessage);
-      model.off("change:revision", redraw);
-      model.off("change:opacity", update);
-      model.off("change:visible", update);
-      model.off("change:map", start);
-    };
+    },
+  };
+}
+
+function initializeTiles(model) {
+  const requests = new TileRequests((msg) => model.send(msg));
+  const onMessage = (msg, buffers) => requests.receive(msg, buffers, model.get("revision"));
+  model.on("msg:custom", onMessage);
+  const follower = mapFollower(model, (L) => {
+    const LayerClass = makeLayerClass(L, model, requests);
+    return (map) => attachLayer(L, LayerClass, map, model, requests);
+  });
+  const start = () => follower.start().catch((err) => console.warn("jobtask-widgets: the raster layer could not attach:", err));
+  const redraw = () => follower.handles().forEach((h) => h.redraw());
+  const update = () => follower.handles().forEach((h) => h.update());
+  model.on("change:revision", redraw);
+  model.on("change:opacity", update);
+  model.on("change:visible", update);
+  model.on("change:map", start);
+  start();
+  return () => {
+    follower.stop();
+    model.off("msg:custom", onMessage);
+    model.off("change:revision", redraw);
+    model.off("change:opacity", update);
+    model.off("change:visible", update);
+    model.off("change:map", start);
+  };
+}
+
+function initializeInspector(model) {
+  const queries = new ValueQueries((msg) => model.send(msg));
+  const onMessage = (msg) => queries.receive(msg);
+  model.on("msg:custom", onMessage);
+  const follower = mapFollower(model, (L) => (map) => attachInspector(L, map, model, queries));
+  const start = () => follower.start().catch((err) => console.warn("jobtask-widgets: the inspector could not attach:", err));
+  const update = () => follower.handles().forEach((h) => h.update());
+  model.on("change:active", update);
+  model.on("change:map", start);
+  start();
+  return () => {
+    follower.stop();
+    model.off("msg:custom", onMessage);
+    model.off("change:active", update);
+    model.off("change:map", start);
+  };
+}
+
+export default {
+  async initialize({ model }) {
+    return model.get("role") === "inspector" ? initializeInspector(model) : initializeTiles(model);
   },
 
   render({ model, el }) {
     const label = document.createElement("span");
     label.className = "jobtask-raster-layer-label";
+    const inspector = model.get("role") === "inspector";
     const update = () => {
-      label.textContent = `${model.get("name")}: on ${model.get("attached")} map view(s)`;
+      const what = inspector ? `pixel inspector (${model.get("active") ? "on" : "off"})` : model.get("name");
+      label.textContent = `${what}: on ${model.get("attached")} map view(s)`;
     };
     update();
     model.on("change:attached", update);
+    model.on("change:active", update);
     el.appendChild(label);
-    return () => model.off("change:attached", update);
+    return () => {
+      model.off("change:attached", update);
+      model.off("change:active", update);
+    };
   },
 };

@@ -12,7 +12,10 @@ PACKAGE = Path(__file__).parents[2] / "jobtask_widgets"
 WIDGET_LIBRARIES = {"ipywidgets", "ipyleaflet", "anywidget"}
 SERVER_LIBRARIES = {"fastapi", "starlette", "uvicorn"}
 # the widget layer; everything else outside server/ is the headless core
-WIDGET_LAYER = {"tilelayer", "mapwidget", "layerpanel", "layercontrols", "widget", "plaintext", "browsersave"}
+WIDGET_LAYER = {
+    "tilelayer", "inspector", "histogram", "mapwidget", "layerpanel", "layercontrols", "widget", "plaintext",
+    "browsersave",
+}  # fmt: skip
 # the documented API's facades: their module-level imports are core; JobTask's map_results() and
 # widget() import the widget layer lazily, when a map or a widget is asked for, and open_stac
 # (stacsource) makes JobTasks, so it reaches them lazily too

@@ -170,7 +170,8 @@ for round in range(15):
     source.close()
     for thread in threads:
         thread.join()
-    assert len(outcomes) == 6 and source._readers.readers == {} and source._readers.leftover == {} and source._readers.busy == {}
+    readers = source._readers
+    assert len(outcomes) == 6 and readers.readers == {} and readers.leftover == {} and readers.busy == {}
 print("ok")
 """
 
