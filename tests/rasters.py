@@ -147,3 +147,9 @@ def cut_overviews(path: Path) -> Path:
     raw = path.read_bytes()
     path.write_bytes(raw[: last_block + 70_000])  # the full resolution stays whole; the overviews go
     return path
+
+
+def grid(path: Path, dtype: str = "uint32", *, height: int = 60, width: int = 80, **options: Any) -> Path:
+    """1 band whose value is ``row * 1000 + col``: every pixel tells where it is (``write``'s options)."""
+    data = (np.arange(height)[:, None] * 1000 + np.arange(width)[None, :]).astype(dtype)[None]
+    return write(path, data, **options)
