@@ -153,6 +153,9 @@ class LayerControls(PlainTextRepr, w.VBox):
 
     def _dragged(self, low: float, high: float) -> None:
         """The histogram's handles were let go: the range they mark becomes the custom stretch."""
+        if self.histogram.integer:  # whole values for integer data (the handle not dragged keeps its own)
+            low, high = float(round(low)), float(round(high))
+            high = max(high, low + 1.0)
         self._syncing = True
         try:
             self.stretch.value = "custom"

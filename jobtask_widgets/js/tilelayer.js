@@ -103,6 +103,7 @@ export function makeLayerClass(L, model, requests) {
       tile.className = "jobtask-raster-tile";
       const revision = model.get("revision");
       tile.dataset.revision = String(revision);
+      Object.assign(tile.dataset, { z: String(coords.z), x: String(coords.x), y: String(coords.y) }); // where it is
       tile.dataset.tileId = requests.request(coords, revision, (result) => {
         if (result.status === "image") {
           const url = URL.createObjectURL(new Blob([result.buffer], { type: result.mediaType }));

@@ -8,6 +8,7 @@ an offline machine. Screenshots go to ``artifacts/screenshots/`` on every run.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import socket
@@ -193,3 +194,123 @@ def cell_output(page: Any, index: int, contains: str, timeout: float = 120_000) 
         timeout=timeout,
     )
     return str(page.locator(selector).all_inner_texts())
+
+
+def screen_point(page: Any, tiles: str, lon: float, lat: float) -> tuple[float, float]:
+    """Where ``lon, lat`` is on the screen: found through the loaded tile that holds it (each tile
+    says its z, x and y; Web Mercator does the rest)."""
+    shown = page.evaluate(
+        """(sel) => [...document.querySelectorAll(sel)].filter(t => t.complete && t.naturalWidth === 256)
+              .map(t => { const r = t.getBoundingClientRect();
+                          return [+t.dataset.z, +t.dataset.x, +t.dataset.y, r.left, r.top, r.width]; })""",
+        tiles,
+    )
+    for z, x, y, left, top, width in shown:
+        n = 2**z
+        world_x = (lon + 180.0) / 360.0 * n
+        world_y = (1.0 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2.0 * n
+        if x <= world_x < x + 1 and y <= world_y < y + 1:
+            point = left + (world_x - x) * width, top + (world_y - y) * width
+            script = (
+                "([x, y]) => { const e = document.elementFromPoint(x, y); return !!e?.closest('.leaflet-container'); }"
+            )
+            on_map = page.evaluate(script, list(point))
+            assert on_map, f"{lon}, {lat} is at {point}, outside the map's visible part"
+            return point
+    raise AssertionError(f"no loaded tile holds {lon}, {lat}: {shown}")
+
+
+def tile_brightness(page: Any, tiles: str, revision: int) -> float:
+    """The mean of R + G + B over the opaque pixels of the loaded tiles drawn at ``revision``."""
+    return float(
+        page.evaluate(
+            """([sel, revision]) => {
+                const canvas = document.createElement("canvas");
+                canvas.width = canvas.height = 256;
+                const g = canvas.getContext("2d");
+                let sum = 0, count = 0;
+                for (const tile of document.querySelectorAll(sel)) {
+                    const drawn = tile.complete && tile.naturalWidth === 256;
+                    if (!drawn || tile.dataset.revision !== String(revision)) continue;
+                    g.clearRect(0, 0, 256, 256);
+                    g.drawImage(tile, 0, 0);
+                    const d = g.getImageData(0, 0, 256, 256).data;
+                    for (let k = 0; k < d.length; k += 4) {
+                        if (d[k + 3] > 0) { sum += d[k] + d[k + 1] + d[k + 2]; count++; }
+                    }
+                }
+                return count ? sum / count : -1;
+            }""",
+            [tiles, revision],
+        )
+    )
+
+
+def tile_revision(page: Any, tiles: str) -> int:
+    """The newest revision among the loaded tiles."""
+    return int(
+        page.evaluate(
+            "(sel) => Math.max(-1, ...[...document.querySelectorAll(sel)].filter(t => t.complete)"
+            ".map(t => +t.dataset.revision))",
+            tiles,
+        )
+    )
+
+
+def tiles_at(tiles: str, revision: int, at_least: int = 2) -> str:
+    """A page function: at least ``at_least`` tiles drawn at ``revision`` have loaded."""
+    return (
+        f"() => [...document.querySelectorAll({tiles!r})]"
+        f".filter(e => e.complete && e.naturalWidth === 256 && e.dataset.revision === '{revision}')"
+        f".length >= {at_least}"
+    )
+
+
+# ---- the pixel inspector and the histogram: a raster whose every pixel says where it is ----
+GRID_SIZE = (40, 60)  # rows, columns of 100 m: each pixel is several screen pixels wide at the fitted view
+GRID_FEATURE = "feature-1"  # the one feature of data.json, over columns 42..56
+
+
+def write_grid_results(folder: Path) -> Path:
+    """``grid.tif`` (uint32, value = row * 1000 + col, 100 m pixels in UTM 33N near Berlin) and a
+    ``data.json`` with one feature over part of it, in ``folder``; returns the raster."""
+    import json
+
+    import rasterio
+    from rasterio.warp import transform as warp_transform
+
+    from tests import rasters
+
+    rows, cols = GRID_SIZE
+    from affine import Affine
+
+    transform = Affine(100.0, 0.0, 390_000.0, 0.0, -100.0, 5_820_000.0)
+    path = rasters.grid(folder / "grid.tif", "uint32", height=rows, width=cols, transform=transform)
+    with rasterio.open(path) as ds:
+        corners = [ds.xy(r, c) for r, c in ((6, 42), (6, 56), (34, 56), (34, 42), (6, 42))]
+        lons, lats = warp_transform(ds.crs, "EPSG:4326", [x for x, _ in corners], [y for _, y in corners])
+    ring = [[lon, lat] for lon, lat in zip(lons, lats, strict=True)]
+    feature = {"type": "Feature", "properties": {"uid": GRID_FEATURE, "score": 0.9},
+               "geometry": {"type": "Polygon", "coordinates": [ring]}}  # fmt: skip
+    (folder / "data.json").write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    return path
+
+
+INSPECT_NOTEBOOK = f"""
+from pathlib import Path
+
+import ipyleaflet
+import ipywidgets as w
+from IPython.display import display
+
+from jobtask_widgets.layercontrols import LayerControls
+from jobtask_widgets.mapwidget import ResultsMap
+from jobtask_widgets.view import ResultsView
+
+view = ResultsView.from_files([Path("grid.tif"), Path("data.json")])
+blank = ipyleaflet.TileLayer(url="{BLANK_PNG}", name="blank")
+m = ResultsMap(view, basemap=blank, panel=False)
+m.layout = w.Layout(width="440px", height="400px")  # beside the controls in Lab's narrower output too
+controls = LayerControls(view)
+display(w.HBox([m, controls]))
+"""

@@ -16,12 +16,14 @@ from jobtask_widgets.demo import notebook_path
 from jobtask_widgets.server.run import free_port
 from tests.e2e.browser import (
     CHROMIUM,
+    INSPECT_NOTEBOOK,
     LOCAL,
     MAP_NOTEBOOK,
     MULTIBAND_WIDGET_NOTEBOOK,
     RESULTS_NOTEBOOK,
     require_browser,
     start,
+    write_grid_results,
 )
 from tests.e2e.vscodeharness import VSCodePage, VSCodeSite, install_npm_packages, jupyter_server, site, static_server
 
@@ -60,6 +62,10 @@ def notebook_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     multiband = nbformat.v4.new_notebook(metadata=nb.metadata)
     multiband.cells = [nbformat.v4.new_code_cell(MULTIBAND_WIDGET_NOTEBOOK)]
     nbformat.write(multiband, folder / "multiband_widget.ipynb")
+    write_grid_results(folder)
+    inspect = nbformat.v4.new_notebook(metadata=nb.metadata)
+    inspect.cells = [nbformat.v4.new_code_cell(INSPECT_NOTEBOOK)]
+    nbformat.write(inspect, folder / "inspect_map.ipynb")
     return folder
 
 
