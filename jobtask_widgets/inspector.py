@@ -12,7 +12,8 @@ asks the kernel for the values there:
 
 Values are read in a worker thread (rio-tiler's point read, in ``RasterSource.values_at``), so the
 kernel's main thread never waits. The popup is built from text nodes: no value reaches the page as
-HTML. When the control is off, the map's feature popups work as before.
+HTML. While the control is on, clicks pass through the map's features to the map (the features
+show, but open no popup); when it is off, the feature popups work as before.
 """
 
 from __future__ import annotations

@@ -294,8 +294,23 @@ const CROSSHAIR_SVG =
   '<circle cx="9" cy="9" r="5.5" fill="none" stroke="currentColor" stroke-width="1.6"/>' +
   '<path d="M9 1v5M9 12v5M1 9h5M12 9h5" stroke="currentColor" stroke-width="1.6"/></svg>';
 
+// While the inspector is on, clicks go through the map's features to the map (no feature popup).
+const INSPECT_CSS =
+  ".jobtask-inspecting .leaflet-overlay-pane .leaflet-interactive," +
+  " .jobtask-inspecting .leaflet-marker-pane .leaflet-interactive { pointer-events: none !important; }";
+
+function ensureInspectStyle(doc) {
+  if (!doc || typeof doc.getElementById !== "function" || !doc.head) return;
+  if (doc.getElementById("jobtask-inspect-style")) return;
+  const style = doc.createElement("style");
+  style.id = "jobtask-inspect-style";
+  style.textContent = INSPECT_CSS;
+  doc.head.appendChild(style);
+}
+
 /** Attach the inspect control to one Leaflet map; returns a handle with `update()` and `detach()`. */
 export function attachInspector(L, map, model, queries, doc = globalThis.document) {
+  ensureInspectStyle(doc);
   let button = null;
   const control = L.control({ position: "topleft" });
   control.onAdd = () => {
@@ -334,6 +349,7 @@ export function attachInspector(L, map, model, queries, doc = globalThis.documen
     }
     const container = map.getContainer();
     if (container && container.style) container.style.cursor = on ? "crosshair" : "";
+    if (container && container.classList) container.classList.toggle("jobtask-inspecting", on);
   }
   control.addTo(map);
   map.on("click", onClick);
@@ -344,6 +360,7 @@ export function attachInspector(L, map, model, queries, doc = globalThis.documen
       control.remove();
       const container = map.getContainer();
       if (container && container.style) container.style.cursor = "";
+      if (container && container.classList) container.classList.remove("jobtask-inspecting");
     },
   };
 }

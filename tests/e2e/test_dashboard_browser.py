@@ -195,3 +195,55 @@ def test_save_to_my_computer_in_the_dashboard(page: Any, demo: dict[str, Any], t
     assert hashlib.sha256(saved.read_bytes()).digest() == hashlib.sha256(stored.read_bytes()).digest()
     screenshot(page, "dashboard-10-saved")
     assert page.errors == []
+
+
+def test_pixel_values_and_the_histogram_in_the_dashboard(page: Any, demo: dict[str, Any]) -> None:
+    """As a new user: click a pixel of the RGB task in the demo dashboard and read its band values (read
+    from the server, nothing downloaded; the scene's footprint, a feature over the whole raster, opens
+    no popup while the inspector is on), then drag the histogram's handle and watch the map follow."""
+    import rasterio
+    from rasterio.warp import transform as warp_transform
+
+    from tests.e2e.browser import screen_point, tile_brightness, tile_revision, tiles_at
+
+    page.goto(demo["url"], timeout=180_000)
+    page.wait_for_selector(".widget-select select option", timeout=120_000)
+    choose_task(page, "ndvi:1")  # away and back: the RGB task's widget
+    choose_task(page, RGB_TASK)
+    page.wait_for_function(loaded_tiles(page), timeout=120_000)
+    tif = next(demo["store"].rglob("landsat7_etm_rgb.tif"))
+    with rasterio.open(tif) as ds:  # a pixel near the middle (300 m pixels: half a screen pixel at this zoom)
+        x, y = ds.xy(ds.height // 2 + 7, ds.width // 2 - 11)
+        lons, lats = warp_transform(ds.crs, "EPSG:4326", [x], [y])
+    map_ = page.locator(f"{W} .leaflet-container")
+    map_.evaluate("e => e.scrollIntoView({block: 'center'})")
+    page.locator(f"{W} .jobtask-inspect-button").click()
+    page.mouse.click(*screen_point(page, TILES, lons[0], lats[0]))
+    page.wait_for_selector(".leaflet-popup-content .jobtask-values table", timeout=60_000)
+    popup = page.locator(".leaflet-popup-content .jobtask-values")
+    bands = popup.locator(".jobtask-values-band").all_inner_texts()
+    values = popup.locator(".jobtask-values-value").all_inner_texts()
+    where = popup.locator(".jobtask-values-where").inner_text()  # "lat, lon" where the user clicked
+    lat, lon = (float(v) for v in where.split(","))
+    assert abs(lat - lats[0]) < 0.01 and abs(lon - lons[0]) < 0.01, where
+    with rasterio.open(tif) as ds:  # the file's own values there
+        xs, ys = warp_transform("EPSG:4326", ds.crs, [lon], [lat])
+        expected = [int(v) for v in next(ds.sample([(xs[0], ys[0])]))]
+    assert bands == ["red", "green", "blue"] and values == [str(v) for v in expected], (bands, values, where)
+    screenshot(page, "dashboard-11-pixel-values")
+    page.locator(".leaflet-popup-close-button").click()
+
+    controls = page.locator(".jobtask-layer-controls")
+    high = controls.locator(".jobtask-histogram-high")
+    revision = tile_revision(page, TILES)
+    before = tile_brightness(page, TILES, revision)
+    box = high.bounding_box()
+    page.mouse.move(box["x"] + 4, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] - 60, box["y"] + box["height"] / 2, steps=8)
+    page.mouse.up()
+    page.wait_for_function(tiles_at(TILES, revision + 1), timeout=60_000)
+    assert controls.get_by_label("stretch", exact=True).evaluate("s => s.options[s.selectedIndex].text") == "custom"
+    assert tile_brightness(page, TILES, revision + 1) > before + 20
+    screenshot(page, "dashboard-12-histogram-dragged")
+    assert page.errors == []
