@@ -3,7 +3,7 @@
 Both variants build the same VRT + overviews of one large 4-band uint16 GeoTIFF without overviews,
 interleaved, each run in a fresh process that stands for the kernel, ``--runs`` times:
 
-- ``child``: ``overviews.build_in_child`` (what the package does): GDAL's options live in the child's
+- ``child``: ``overviews.cached_overviews`` (what the package does, both steps): GDAL's options live in the children's
   environment, the kernel's GDAL state is untouched;
 - ``in-kernel``: the build the package did before, with ``rasterio.Env(GDAL_CACHEMAX=256, ...)``
   around it in the kernel's own process.
@@ -39,18 +39,21 @@ variant, source, vrt = sys.argv[1:4]
 import rasterio, rasterio.shutil
 from rasterio.enums import Resampling
 from jobtask_widgets import overviews
+from jobtask_widgets.overviewbuild import overview_factors
 cache_before = get_gdal_config("GDAL_CACHEMAX")
 Path("/proc/self/clear_refs").write_text("5")
 rss = status("VmRSS")
 started = time.perf_counter()
 if variant == "child":
-    overviews.build_in_child(Path(source), Path(vrt))
+    import os
+    os.environ["JOBTASK_WIDGETS_CACHE"] = str(Path(vrt).parent / "cache")
+    overviews.cached_overviews(Path(source))
 else:
     rasterio.shutil.copy(source, vrt, driver="VRT")
     env = rasterio.Env(GDAL_TIFF_OVR_BLOCKSIZE=512, COMPRESS_OVERVIEW="DEFLATE", GDAL_NUM_THREADS="ALL_CPUS",
                        GDAL_CACHEMAX=256)
     with env, rasterio.open(vrt, "r+") as dst:
-        dst.build_overviews(overviews.overview_factors(dst.width, dst.height), Resampling.average)
+        dst.build_overviews(overview_factors(dst.width, dst.height), Resampling.average)
 seconds = time.perf_counter() - started
 print(json.dumps({"seconds": seconds, "growth_mb": (status("VmHWM") - rss) / 2**20,
                   "cache_kept": get_gdal_config("GDAL_CACHEMAX") == cache_before}))

@@ -37,7 +37,8 @@ import numpy as np
 STRIP_ROWS = 1024  # full-resolution rows decoded at a time (a power of two, so every level's rows align)
 OVERVIEW_SMALLEST = 256  # overviews go down until the raster fits in this many pixels
 COMPRESS_LATER = 2048  # levels wider or taller than this are compressed after the first view
-LEVEL_BLOCK = 128  # the level files' tile size (GDAL's own default for overviews)
+LEVEL_BLOCK = 128  # the level files' tile size as written strip by strip (GDAL's own default for overviews)
+PACKED_BLOCK = 256  # their tile size once compressed (fewer, larger tiles: faster to pack and to read)
 LEVEL_OPTIONS = {"compress": "zstd", "zstd_level": 1, "num_threads": "ALL_CPUS"}  # GDAL compresses on every core
 
 
@@ -196,8 +197,8 @@ def compress_levels(folder: Path, factors: Sequence[int]) -> None:
         packed = folder / f".{path.name}.packing"
         with rasterio.open(path) as src:
             dtype = src.dtypes[0]
-        rasterio.shutil.copy(path, packed, driver="GTiff", tiled=True, blockxsize=LEVEL_BLOCK,
-                             blockysize=LEVEL_BLOCK, **_compression(dtype))  # fmt: skip
+        rasterio.shutil.copy(path, packed, driver="GTiff", tiled=True, blockxsize=PACKED_BLOCK,
+                             blockysize=PACKED_BLOCK, **_compression(dtype))  # fmt: skip
         packed.replace(path)
         print(f"progress {number} {len(factors)}", flush=True)
 
