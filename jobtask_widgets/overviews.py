@@ -175,8 +175,8 @@ def _build_first(entry: _Entry, progress: OverviewProgress | None) -> None:
         vrt.unlink()
         _publish(text, staging / (entry.first.name if raw else entry.final.name))
         staging.replace(entry.folder)
-        if progress:
-            progress(FIRST_SHARE if raw else 1.0)
+        if progress and not raw:  # finished in one step (the last strip said FIRST_SHARE)
+            progress(1.0)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
