@@ -24,6 +24,7 @@ raster at once build it once: the second waits for the first step, then for the 
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import hashlib
 import os
@@ -33,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import xml.etree.ElementTree as ET  # reads our own VRTs only
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -149,6 +151,95 @@ def finish_overviews(
                        _scaled(progress, FIRST_SHARE, 1.0), cancel, entry.source)  # fmt: skip
             _publish(entry.first.read_bytes(), entry.final)
     return entry.final
+
+
+FinishListener = Callable[[Path | RasterError], None]
+
+
+class _Job:
+    """One entry being finished: its thread and who listens."""
+
+    def __init__(self) -> None:
+        self.subscribers: list[tuple[FinishListener, OverviewProgress | None]] = []
+        self.thread: threading.Thread | None = None
+
+    def report(self, fraction: float) -> None:
+        for _, progress in list(self.subscribers):
+            if progress is not None:
+                progress(fraction)
+
+
+class Finisher:
+    """Finishes entries in background threads (``jobtask-overviews``), one per entry for the whole process.
+
+    A finish outlives the source that asked for it (a plot closes its source at once, and its
+    overviews still get finished); whoever asked only stops listening. The finisher owns its
+    threads and their children: at the interpreter's exit it kills the children and joins the threads.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: dict[str, _Job] = {}
+        self._stop = threading.Event()
+        atexit.register(self.stop)
+
+    def submit(
+        self, path: Path, on_done: FinishListener, progress: OverviewProgress | None = None
+    ) -> Callable[[], None]:
+        """Finish ``path``'s entry in the background; ``on_done(final VRT or RasterError)`` when it ends,
+        ``progress`` meanwhile. Returns the function that stops listening (the finish goes on)."""
+        key = _key(path)
+        subscriber = (on_done, progress)
+        with self._lock:
+            job = self._jobs.get(key)
+            if job is None:
+                job = self._jobs[key] = _Job()
+                job.thread = threading.Thread(target=self._run, args=(key, path, job), name="jobtask-overviews",
+                                              daemon=True)  # fmt: skip
+                job.subscribers.append(subscriber)
+                job.thread.start()
+            else:
+                job.subscribers.append(subscriber)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if subscriber in job.subscribers:
+                    job.subscribers.remove(subscriber)
+
+        return unsubscribe
+
+    def _run(self, key: str, path: Path, job: _Job) -> None:
+        result: Path | RasterError
+        try:
+            result = finish_overviews(path, job.report, cancel=self._stop)
+        except RasterError as exc:
+            result = exc
+        with self._lock:
+            del self._jobs[key]
+            subscribers = list(job.subscribers)
+        for on_done, _ in subscribers:
+            on_done(result)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until every finish running now has ended; ``False`` if some still run after ``timeout`` s."""
+        with self._lock:
+            threads = [job.thread for job in self._jobs.values() if job.thread is not None]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in threads)
+
+    def stop(self) -> None:
+        """Kill the builds' children and join their threads (at the interpreter's exit)."""
+        self._stop.set()
+        with self._lock:
+            threads = [job.thread for job in self._jobs.values() if job.thread is not None]
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=5)
+
+
+FINISHER = Finisher()
 
 
 def cached_overviews(path: str | os.PathLike[str], progress: OverviewProgress | None = None) -> Path:

@@ -40,7 +40,7 @@ from . import stretch as maths
 from .bands import Band, Style, check_bands, default_bands, unique_band_names
 from .errors import JobTaskError, RasterError
 from .gdalerrors import GDAL_ERRORS, gdal_reason
-from .overviews import OverviewProgress, finish_overviews, first_overviews, needs_overviews
+from .overviews import FINISHER, OverviewProgress, first_overviews, needs_overviews
 from .pixels import PixelValues, pixel_values
 from .readers import ThreadReaders
 from .remote import RENEW_MARGIN, RemoteFile, gdal_http_options, url_expiry
@@ -80,7 +80,9 @@ class RasterSource:
         self._closed = self._readers.closed_event
         self._display_path: Path | None = None
         self._display_lock = threading.Lock()
-        self._finishing: threading.Thread | None = None  # the overview build's second step, if running
+        self._finished_event = threading.Event()  # clear while the overview build's second step runs for us
+        self._finished_event.set()
+        self._stop_listening: Callable[[], None] | None = None  # to that step (the finisher runs it)
         self._listeners: list[Callable[[RasterSource], None]] = []
         self.overview_error: RasterError | None = None
         for attempt in (1, 2):
@@ -204,9 +206,9 @@ class RasterSource:
 
         A large local raster without overviews gets them from the overview cache in two steps: this
         call waits for the first (every level written in one pass; ``progress`` gets its steps) and
-        returns that VRT; the second (the large levels compressed) runs in a background thread of
-        this source, still reporting to ``progress``, and when it ends the source reads the
-        finished VRT and tells :meth:`on_display_change`'s listeners. A remote raster is read
+        returns that VRT; the second (the large levels compressed) runs in the background
+        (``overviews.FINISHER``), still reporting to ``progress``, and when it ends the source reads
+        the finished VRT and tells :meth:`on_display_change`'s listeners. A remote raster is read
         where it is (its URL): overviews are not built for it.
         """
         if self._remote is not None:
@@ -217,39 +219,37 @@ class RasterSource:
                 if needs_overviews(self.width, self.height, self.has_overviews):
                     shown, complete = first_overviews(self.path, progress)
                     if not complete and not self.closed:
-                        self._finishing = threading.Thread(
-                            target=self._finish_overviews, args=(progress,), name="jobtask-overviews", daemon=True
-                        )
-                        self._finishing.start()
+                        self._finished_event.clear()
+                        self._stop_listening = FINISHER.submit(self.path, self._finished, progress)
                     self._display_path = shown
                 else:
                     self._display_path = self.path
             return self._display_path
 
-    def _finish_overviews(self, progress: OverviewProgress | None) -> None:
+    def _finished(self, result: Path | RasterError) -> None:
+        """The background step ended: read the finished VRT (every thread reopens), tell the listeners."""
         try:
-            final = finish_overviews(self.path, progress, cancel=self._closed)
-        except RasterError as exc:
             if self.closed:
                 return
-            self.overview_error = exc  # the first step's overviews stay in use
-        else:
-            with self._display_lock:
-                self._display_path = final
-            self._readers.drop()  # every thread reopens on the finished VRT
-        for listener in list(self._listeners):
-            listener(self)
+            if isinstance(result, RasterError):
+                self.overview_error = result  # the first step's overviews stay in use
+            else:
+                with self._display_lock:
+                    self._display_path = result
+                self._readers.drop()
+            for listener in list(self._listeners):
+                listener(self)
+        finally:
+            self._finished_event.set()
 
     @property
     def overviews_pending(self) -> bool:
         """Whether the overview build's second step is still running in the background."""
-        return self._finishing is not None and self._finishing.is_alive()
+        return not self._finished_event.is_set()
 
     def wait_for_overviews(self, timeout: float | None = None) -> bool:
         """Wait until the background overview step has ended; ``False`` if it still runs after ``timeout`` s."""
-        if self._finishing is not None:
-            self._finishing.join(timeout)
-        return not self.overviews_pending
+        return self._finished_event.wait(timeout)
 
     def on_display_change(self, listener: Callable[[RasterSource], None]) -> Callable[[], None]:
         """Call ``listener(source)`` when the background overview step ends (``overview_error`` tells
@@ -271,12 +271,14 @@ class RasterSource:
             return Reader(str(path))
 
     def close(self) -> None:
-        """Close every thread's reader (a busy one as its read ends) and stop a background overview
-        build; later reads raise ``RasterError``. Safe to call twice, and from any thread."""
+        """Close every thread's reader (a busy one as its read ends) and stop listening to a background
+        overview step (which goes on: the overviews get finished for the next display); later reads
+        raise ``RasterError``. Safe to call twice, and from any thread."""
         self._readers.drop(closing=True)
-        finishing = self._finishing
-        if finishing is not None and finishing is not threading.current_thread():
-            finishing.join()  # the build's child is killed within LOCK_POLL seconds
+        stop_listening, self._stop_listening = self._stop_listening, None
+        if stop_listening is not None:
+            stop_listening()
+        self._finished_event.set()
 
     def _drop_readers(self) -> None:
         """Close every thread's reader: the idle ones now, each busy one as its read ends."""

@@ -105,20 +105,32 @@ def test_a_second_display_uses_the_finished_cache(cold: Path, cache: Path) -> No
     assert final.stat().st_mtime_ns == built
 
 
-def test_closing_a_source_stops_its_background_step_and_leaves_a_usable_entry(cold: Path, cache: Path) -> None:
+def test_closing_a_source_does_not_wait_for_its_background_step_which_still_finishes(cold: Path, cache: Path) -> None:
     first, complete = overviews.first_overviews(cold)
     assert not complete
     lock_path = first.parent.parent / f"{first.parent.name}.finish.lock"
+    told: list[RasterSource] = []
     with open(lock_path, "w") as held:  # another kernel finishing the same raster
         fcntl.flock(held, fcntl.LOCK_EX)
         source = RasterSource(cold)
+        source.on_display_change(told.append)
         assert source.display_path() == first and source.overviews_pending
-        source.close()  # returns although the lock is still held: the waiting step gave up
-        assert not source.overviews_pending and source.overview_error is None
-    assert not (first.parent / "cold.vrt").exists()
-    with RasterSource(cold) as again:  # the next display finishes it
-        assert again.display_path() == first
-        assert again.wait_for_overviews(120) and again.display_path() == first.parent / "cold.vrt"
+        source.close()  # returns although the finish waits for the lock
+        assert not source.overviews_pending
+        assert not (first.parent / "cold.vrt").exists()
+    assert overviews.FINISHER.wait(120)  # the finish went on once the lock was free
+    assert (first.parent / "cold.vrt").is_file() and told == []  # the closed source is not told
+    with RasterSource(cold) as again:
+        assert again.display_path() == first.parent / "cold.vrt" and not again.overviews_pending
+
+
+def test_a_plot_that_closes_its_source_at_once_still_gets_the_overviews_finished(cold: Path, cache: Path) -> None:
+    from jobtask_widgets import plotting
+
+    figure = plotting.results_figure([cold], figsize=(4, 4))
+    plotting.discard(figure)
+    assert overviews.FINISHER.wait(120)
+    assert len(list(cache.glob("overviews/*/cold.vrt"))) == 1
 
 
 def test_a_finer_file_redraws_the_tile_layer_once(cold: Path, cache: Path) -> None:
