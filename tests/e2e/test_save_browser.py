@@ -111,9 +111,10 @@ def test_save_to_the_browser_in_jupyterlab(page: Any, lab_url: str, notebook_dir
     bar = page.locator(f"{save_view(2)} .jobtask-save-progress")
     bar.wait_for(state="visible", timeout=60_000)
     page.wait_for_function(f"() => document.querySelector('{save_view(2)} progress').value > 0", timeout=60_000)
-    screenshot(page, "save-lab-2-half-way")
+    # at once: 120 MB take about a second here, and a screenshot's pause first could see the end
     bar.get_by_role("button", name="Cancel").click()
     page.wait_for_function(f"() => document.querySelector('{save_view(2)}').dataset.state === 'cancelled'")
+    screenshot(page, "save-lab-2-cancelled")
     assert page.locator(f"{save_view(2)} .jobtask-save-message").inner_text() == "Cancelled; nothing was saved."
     run_cell(page, 3)
     assert "kernel cancelled False 0 []" in cell_output(page, 3, "kernel ")
