@@ -79,6 +79,9 @@ class PixelInspector(PlainTextRepr, anywidget.AnyWidget):
         except (JobTaskError, ValueError) as exc:
             self.send({"kind": KINDS["ERROR"], "id": query_id, "message": str(exc)})
             return
+        except Exception as exc:  # this thread's boundary: the popup says so rather than wait forever
+            self.send({"kind": KINDS["ERROR"], "id": query_id, "message": f"{type(exc).__name__}: {exc}"})
+            raise
         self.send({"kind": KINDS["VALUES"], "id": query_id, "lat": lat, "lon": lon, "layers": popup_rows(layers)})
 
     def plain_text(self) -> str:

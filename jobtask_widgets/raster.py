@@ -397,6 +397,7 @@ class RasterSource:
             RasterError: for a raster without a CRS, or one that cannot be read.
         """
         self.require_crs("pixel values")
+        lon = (lon + 180.0) % 360.0 - 180.0  # a longitude from a copy of the world east or west of this one
 
         def read(reader: Reader) -> np.ma.MaskedArray | None:
             try:

@@ -333,7 +333,10 @@ class JobTaskWidget(PlainTextRepr, w.VBox):
         self._map_shown = True
         self.progress.value, self.progress.bar_style = 1.0, "success"
         count = len(self.map.raster_layers) if self.map is not None else 0
-        self.status.value = html.escape(f"{len(results)} files; {count} raster(s) on the map")
+        shown = self.map.view.rasters.values() if self.map is not None else ()
+        pending = [s.source.name for s in shown if s.source.overviews_pending]
+        sharpening = f"; overviews of {', '.join(pending)} finishing in the background" if pending else ""
+        self.status.value = html.escape(f"{len(results)} files; {count} raster(s) on the map{sharpening}")
 
     def _show_remote_map(self) -> None:
         """The map of the rasters read in place from the server, before anything is downloaded."""

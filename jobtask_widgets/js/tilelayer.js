@@ -332,9 +332,10 @@ export function attachInspector(L, map, model, queries, doc = globalThis.documen
   };
   const onClick = (event) => {
     if (!model.get("active")) return;
-    const latlng = event.latlng;
+    // a click on a copy of the world (the map repeats it east and west) asks for the same place
+    const latlng = typeof event.latlng.wrap === "function" ? event.latlng.wrap() : event.latlng;
     const popup = L.popup({ maxWidth: 360, className: "jobtask-values-popup" })
-      .setLatLng(latlng)
+      .setLatLng(event.latlng)
       .setContent(popupContent(doc, { status: "pending" }, latlng))
       .openOn(map);
     queries.ask(latlng, (answer) => popup.setContent(popupContent(doc, answer, latlng)));

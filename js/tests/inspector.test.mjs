@@ -411,3 +411,17 @@ test("initialize with role inspector attaches the control to every view and neve
   assert.equal((map.handlers.get("click") || []).length, 0);
   assert.equal(map.controls.length, 0);
 });
+
+test("a click on a copy of the world asks for the place on the world itself; the popup opens where clicked", () => {
+  const L = fakeLeaflet();
+  const map = new FakeLeafletMap();
+  const model = new FakeModel({ active: true });
+  const queries = new ValueQueries((m) => model.send(m), "w");
+  const handle = attachInspector(L, map, model, queries, new FakeDocument());
+  const clicked = { lat: 52.5, lng: 373.4, wrap: () => ({ lat: 52.5, lng: 13.4 }) };
+  map.fire("click", { latlng: clicked });
+  assert.equal(model.sent.length, 1);
+  assert.equal(model.sent[0].lon, 13.4);
+  assert.equal(L.popups[0].latlng, clicked);
+  handle.detach();
+});

@@ -256,15 +256,26 @@ def test_overviews_are_built_with_progress_the_first_time(
 
     monkeypatch.setenv("JOBTASK_WIDGETS_CACHE", str(tmp_path / "cache"))
     tif = next((own_sample.task_dir(SAMPLE_MULTIBAND_TASK) / "output").rglob("*.tif"))
-    large_plain(tif, size=3000)  # no overviews of its own
+    large_plain(tif, size=4400)  # no overviews of its own; its 2x level is left to the background step
     widget = build(own_api.url, own_sample, SAMPLE_MULTIBAND_TASK, tmp_path / "out")
     statuses: list[str] = []
     widget.status.observe(lambda change: statuses.append(change["new"]), "value")
     widget.download_results_button.click()
     finish(widget)
     assert any("Building overviews of reflectance_bgrn.tif" in s for s in statuses)
-    assert list((tmp_path / "cache" / "overviews").rglob("*.vrt.ovr"))
     assert widget.map is not None and widget.error_box.children == ()
+    layer = next(iter(widget.map.raster_layers.values()))
+    source = layer.source
+    revision = layer.revision
+    assert source.display_path().name == "reflectance_bgrn.first.vrt"  # the map shows before the build ends
+    assert source.wait_for_overviews(120)
+    assert source.display_path().name == "reflectance_bgrn.vrt" and layer.revision == revision + 1  # sharper
+    assert "reflectance_bgrn.tif: overviews finished, the map is at full detail" in statuses[-1]
+    assert widget.progress.value == 1.0 and widget.progress.bar_style == "success"
+    widget._overviews("other.tif", 0.8)  # a step of a background build while nothing else runs
+    assert "other.tif is on the map; its finer overviews are finishing in the background (80%)" in widget.status.value
+    assert widget.progress.value == 0.8
+    assert list((tmp_path / "cache" / "overviews").rglob("ovr-2.tif"))
 
 
 # -- errors in the widget ---------------------------------------------------------------------------------

@@ -140,3 +140,11 @@ def test_pixel_values_maths() -> None:
     assert dict(values) == {"a": 7, "b": None, "c": 7.0} and values.raw == {"a": 7, "b": None, "c": 3}
     assert (values.lon, values.lat) == (1.0, 2.0)
     assert [format_value(v) for v in (None, 3, 0.123456789, 1e-9)] == ["nodata", "3", "0.123457", "1e-09"]
+
+
+def test_a_longitude_from_another_copy_of_the_world_reads_the_same_pixel(tmp_path: Path) -> None:
+    transform = Affine(0.001, 0.0, 13.3, 0.0, -0.001, 52.6)
+    with RasterSource(rasters.grid(tmp_path / "g.tif", crs="EPSG:4326", transform=transform)) as source:
+        here = source.values_at(13.3405, 52.5695)
+        assert here == {"band 1": 30040}
+        assert source.values_at(13.3405 + 360, 52.5695) == here == source.values_at(13.3405 - 720, 52.5695)
