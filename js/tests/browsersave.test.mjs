@@ -13,6 +13,14 @@ class FakeWriter {
 }
 
 const settle = () => new Promise((r) => setTimeout(r, 30));
+// wait until `check()` holds (the writes are asynchronous), at most 5 s: no fixed pause to race
+async function until(check, timeout = 5000) {
+  const started = Date.now();
+  while (!check()) {
+    if (Date.now() - started > timeout) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
 const chunk = (n) => new DataView(new Uint8Array(n).fill(7).buffer);
 
 test("asks for at most WINDOW chunks ahead, writes in order, closes after the end and says saved", async () => {
@@ -26,10 +34,12 @@ test("asks for at most WINDOW chunks ahead, writes in order, closes after the en
   assert.deepEqual(sent.slice(1).map((m) => m.seq), [...Array(WINDOW).keys()]);
   assert.equal(tr.receive({ kind: KINDS.CHUNK, id: "t", seq: 0 }, [chunk(4)]), "chunk");
   assert.equal(tr.receive({ kind: KINDS.CHUNK, id: "t", seq: 1 }, [chunk(6)]), "chunk");
-  await settle(); // each written chunk asks for one more: still WINDOW ahead
-  assert.deepEqual(sent.filter((m) => m.kind === KINDS.NEXT).map((m) => m.seq), [...Array(WINDOW + 2).keys()]);
+  const nexts = () => sent.filter((m) => m.kind === KINDS.NEXT);
+  await until(() => nexts().length >= WINDOW + 2); // each written chunk asks for one more: still WINDOW ahead
+  await settle(); // and no more than that
+  assert.deepEqual(nexts().map((m) => m.seq), [...Array(WINDOW + 2).keys()]);
   assert.equal(tr.receive({ kind: KINDS.END, id: "t", seq: 2, size: 10 }), "end");
-  await settle();
+  await until(() => tr.state === "saved");
   assert.equal(writer.chunks.length, 2);
   assert.ok(writer.closed);
   assert.equal(tr.state, "saved");
@@ -65,7 +75,7 @@ test("cancel in the browser tells the kernel and keeps nothing; a kernel cancel 
     t2.start(0);
     t2.receive({ kind: KINDS.BEGIN, id: "u", total: 10 });
     t2.receive({ kind, id: "u", message: "/data/b.tif vanished while it was sent" });
-    await settle();
+    await until(() => t2.state === state);
     assert.equal(t2.state, state);
     assert.ok(w.aborted && !w.closed);
     if (state === "error") assert.deepEqual(messages, [["error", "/data/b.tif vanished while it was sent"]]);
@@ -125,7 +135,7 @@ test("chunks that arrive out of order are written in seq order; a repeated one f
   await settle();
   assert.equal(writer.chunks.length, 1); // 1 has not come: 2 waits
   assert.equal(tr.receive({ kind: KINDS.CHUNK, id: "t", seq: 1 }, [bytes(1)]), "chunk");
-  await settle();
+  await until(() => tr.state === "saved");
   assert.deepEqual(writer.chunks.map((c) => c.getUint8(0)), [0, 1, 2]);
   assert.equal(tr.state, "saved");
 
