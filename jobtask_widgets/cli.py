@@ -1,4 +1,5 @@
-"""The ``jobtask-widgets`` command: ``serve``, ``sample``, ``publish``, ``cache``, ``doctor`` and ``demo``."""
+"""The ``jobtask-widgets`` command: ``serve``, ``sample``, ``publish``, ``user``, ``project``, ``cache``, ``doctor``
+and ``demo``."""
 
 from __future__ import annotations
 
@@ -60,6 +61,24 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("--replace", action="store_true", help="replace a task of that id that is already there")
     publish.set_defaults(run=_publish)
 
+    user = sub.add_parser("user", help="add or remove a user of a store (passwords stored hashed)")
+    user_actions = user.add_subparsers(required=True, metavar="ACTION")
+    user_add = user_actions.add_parser("add", help="add a user, or change one's password and projects")
+    user_add.add_argument("name", metavar="NAME")
+    user_add.add_argument("--projects", default="*", help="the projects the user may open: P1,P2 or * (default *)")
+    user_add.set_defaults(run=_user_add)
+    user_remove = user_actions.add_parser("remove", help="remove a user")
+    user_remove.add_argument("name", metavar="NAME")
+    user_remove.set_defaults(run=_user_remove)
+    project = sub.add_parser("project", help="add a project to a store (its API key printed once, stored hashed)")
+    project_actions = project.add_subparsers(required=True, metavar="ACTION")
+    project_add = project_actions.add_parser("add", help="add a project with a new random API key")
+    project_add.add_argument("project_id", metavar="ID")
+    project_add.set_defaults(run=_project_add)
+    for action in (user_add, user_remove, project_add):
+        action.add_argument("--root", type=Path, default=Path(), help="the store folder (default .)")
+        action.add_argument("--credentials", type=Path, help="the credentials file (default ROOT/credentials.json)")
+
     cache = sub.add_parser("cache", help="show the overview cache's size; --clear empties it")
     cache.add_argument("--clear", action="store_true", help="remove every cached overview")
     cache.set_defaults(run=_cache)
@@ -112,7 +131,77 @@ def _serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror}; try --port 0", file=sys.stderr)
         return 2
+    if app.state.settings.credentials.version == 1:
+        print(
+            f"warning: {app.state.settings.credentials.source} holds its keys and passwords in plain text "
+            f"(version 1); `jobtask-widgets user add NAME --root {args.root}` (or `project add ID`) rewrites it "
+            "as version 2, with hashes",
+            file=sys.stderr,
+        )
     return _run(app, sock, args.log_level, banner=lambda url: _credentials_banner(app))
+
+
+def _credentials_file(args: argparse.Namespace) -> Path:
+    return Path(args.credentials) if args.credentials else Path(args.root) / "credentials.json"
+
+
+def _read_password(name: str) -> str:
+    """The new password: from a prompt on a terminal, else the first line of standard input (never argv)."""
+    import getpass
+
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"Password for {name}: ")
+        if getpass.getpass("Again: ") != password:
+            raise ValueError("the two passwords differ")
+        return password
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _user_add(args: argparse.Namespace) -> int:
+    from .credentials import Credentials
+
+    path = _credentials_file(args)
+    login = Credentials.load(path)
+    projects = None if args.projects.strip() == "*" else tuple(p.strip() for p in args.projects.split(",") if p.strip())
+    try:
+        login = login.with_user(args.name, _read_password(args.name), projects)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    login.save(path)
+    scope = "every project" if projects is None else "projects " + ", ".join(projects)
+    print(f"User {args.name} may open {scope}; {path} holds the password hashed (version 2)")
+    return 0
+
+
+def _user_remove(args: argparse.Namespace) -> int:
+    from .credentials import Credentials
+
+    path = _credentials_file(args)
+    try:
+        login = Credentials.load(path).without_user(args.name)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    login.save(path)
+    print(f"User {args.name} removed from {path}; tokens already issued to them expire within their lifetime")
+    return 0
+
+
+def _project_add(args: argparse.Namespace) -> int:
+    from .credentials import Credentials
+
+    path = _credentials_file(args)
+    login = Credentials.load(path) if path.exists() else Credentials()
+    try:
+        login, key = login.with_project(args.project_id)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    login.save(path)
+    print(f"Project {args.project_id} added to {path}; its API key (shown once, stored hashed):")
+    print(f"  {key}")
+    return 0
 
 
 def _publish(args: argparse.Namespace) -> int:
@@ -145,11 +234,13 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from .sample import write_sample
+    from .sample import SAMPLE_API_KEY, SAMPLE_USERS, write_sample
 
     sample = write_sample(args.root)
     print(f"Sample store written to {sample.root}")
     print(f"  project {sample.project_id}, job {sample.job_id}")
+    print(f"  its documented sample login (stored hashed): API key {SAMPLE_API_KEY}; "
+          f"users {', '.join(f'{n} / {p}' for n, p in SAMPLE_USERS.items())}")  # fmt: skip
     for task in sample.task_ids:
         print(f"  task {task}: {sample.task_dir(task)}")
     print(f"Serve it with: jobtask-widgets serve {sample.root}")
@@ -208,9 +299,10 @@ def _credentials_banner(app: FastAPI) -> str:
     creds = app.state.settings.credentials
     credentials_file = creds.source or "the credentials file"
     users = ", ".join(sorted(creds.users)) or "none"
+    projects = ", ".join(creds.projects) or "none"
     return (
-        f"Accepts: client_credentials with project id {creds.project_id} and the API key in {credentials_file}\n"
-        f"         password grant for users: {users} (passwords in the credentials file)"
+        f"Accepts: client_credentials with the project ids {projects} and their API keys ({credentials_file})\n"
+        f"         password grant for users: {users}"
     )
 
 

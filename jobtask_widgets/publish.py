@@ -39,6 +39,7 @@ from rasterio.errors import RasterioError
 
 from .bands import Style
 from .cog import GEOTIFF_SUFFIXES, is_cog, write_cog
+from .credentials import Credentials
 from .errors import RasterError, StoreError
 from .footprint import footprint_4326
 from .raster import RasterSource, encode
@@ -269,25 +270,31 @@ def _info(
 
 
 def _credentials(root: Path, project_id: str) -> tuple[str | None, str]:
-    """A new API key for the project when the store has no credentials file (written 0600, never
-    over another), else None; and a note when the store's project key opens another project."""
+    """A new API key for the project when the store's credentials do not name it yet (a new store
+    gets a version 2 ``credentials.json``, mode 0600; the key is stored hashed), else None; and a
+    note about a version 1 file, which names one project only and is left as it is."""
     path = root / "credentials.json"
-    key = secrets.token_urlsafe(24)
+    if not path.exists():
+        login, key = Credentials().with_project(project_id)
+        try:
+            write_private_json(path, login.to_json(), exclusive=True)
+            return key, ""
+        except FileExistsError:
+            pass
     try:
-        write_private_json(path, {"project_id": project_id, "project_api_key": key, "users": {}}, exclusive=True)
-        return key, ""
-    except FileExistsError:
-        pass
-    try:
-        existing = json.loads(path.read_text(encoding="utf-8")).get("project_id")
-    except (OSError, ValueError, AttributeError):
-        existing = None
-    if existing is not None and existing != project_id:
+        login = Credentials.load(path)
+    except StoreError as exc:
+        return None, f"the store's credentials could not be read ({exc}); this task's project has no key yet"
+    if project_id in login.projects:
+        return None, ""
+    if login.version == 1:
         return None, (
-            f"the store's project key opens project {existing}, not {project_id}: this task opens with a "
-            "user's login (the password grant), or with a credentials file for this project"
+            f"the store's credentials (version 1) open project {login.project_id} only: "
+            f"`jobtask-widgets project add {project_id} --root {root}` turns them into version 2 and adds this one"
         )
-    return None, ""
+    login, key = login.with_project(project_id)
+    login.save(path)
+    return key, ""
 
 
 @contextlib.contextmanager

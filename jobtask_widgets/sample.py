@@ -37,8 +37,9 @@ from rasterio.warp import transform as transform_xy
 from rio_tiler.colormap import cmap
 
 from .cog import write_cog
+from .credentials import Credentials, hash_secret
 from .footprint import footprint_4326
-from .storelayout import write_json, write_private_json
+from .storelayout import write_json
 from .stretch import band_ranges, to_unit
 
 SAMPLE_PROJECT_ID = "7b2ee4c5-1c0e-4a7a-9d54-1f1a6c9f2e31"
@@ -69,18 +70,27 @@ class Sample:
         return self.root / "projects" / self.project_id / "jobs" / self.job_id / "tasks" / task_id
 
 
+def sample_login() -> Credentials:
+    """The sample store's documented login, as version 2 credentials (hashed, a fresh salt each time)."""
+    login = Credentials({SAMPLE_PROJECT_ID: hash_secret(SAMPLE_API_KEY)})
+    for name, password in SAMPLE_USERS.items():
+        login = login.with_user(name, password, None)
+    return login
+
+
 def write_sample(root: str | os.PathLike[str]) -> Sample:
     """Write the sample store into ``root`` (created if needed; sample files are replaced).
+
+    Its ``credentials.json`` (version 2, hashed) accepts the documented sample login: project
+    ``SAMPLE_PROJECT_ID`` with API key ``SAMPLE_API_KEY``, and user ``analyst`` with password
+    ``sample-password``.
 
     Returns:
         The sample's ids and root.
     """
     sample = Sample(Path(root).resolve())
     sample.root.mkdir(parents=True, exist_ok=True)
-    write_private_json(
-        sample.root / "credentials.json",
-        {"project_id": SAMPLE_PROJECT_ID, "project_api_key": SAMPLE_API_KEY, "users": SAMPLE_USERS},
-    )
+    sample_login().save(sample.root / "credentials.json")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         _write_rgb_task(sample.task_dir(SAMPLE_RGB_TASK))

@@ -19,6 +19,7 @@ from .dependencies import ServerSettings
 from .fileroutes import router as file_router
 from .outputs import FileFacts
 from .problems import exception_handlers
+from .ratelimit import WINDOW, LoginLimiter
 from .routes import router
 from .stacroutes import router as stac_router
 from .store import Store
@@ -75,12 +76,15 @@ def create_app(
     secret: str | bytes | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     public_url: str | None = None,
+    login_window: float = WINDOW,
 ) -> FastAPI:
     """Build the server's app over a store folder.
 
     Args:
         root: The store's root folder (docs/architecture.md, "Store layout").
         credentials_file: The accepted credentials; default ``ROOT/credentials.json``.
+        login_window: Seconds over which failed logins are counted (``ratelimit.LIMIT`` of them
+            for one client address or name, then 429 until the window passes).
         token_ttl: Seconds an access token lives, at least 300.
         url_ttl: Seconds a signed archive URL lives.
         secret: The HMAC secret of tokens and signed URLs; default ``JOBTASK_SERVER_SECRET``
@@ -110,6 +114,7 @@ def create_app(
         token_ttl=token_ttl,
         url_ttl=url_ttl,
         public_url=public_url,
+        limiter=LoginLimiter(window=login_window),
     )
     app = ServerApp(
         title=TITLE,

@@ -1,10 +1,11 @@
-"""Credentials, access tokens and signed archive URLs.
+"""Access tokens and signed URLs (the credentials they are issued for are in ``credentials.py``).
 
 Tokens and signed URLs are stateless: an HMAC-SHA256 over their claims with the server's one
 secret, so several workers that share the secret agree, and nothing is stored.
 
 - token: ``base64url(json claims) "." base64url(hmac)``; claims ``sub`` (who), ``pid`` (the
-  project a project-key token is bound to, or null for a user), ``exp`` (epoch seconds).
+  project a project-key token is bound to, or null for a user), ``prj`` (a user's projects, a
+  list, or absent for every project), ``exp`` (epoch seconds).
 - signed URL: the query ``expires=<epoch>&signature=<hex hmac>`` over what it opens (an
   archive, or one result file or quicklook: kind, project, job and task ids, path) and the
   expiry, so it opens that one thing only, until then.
@@ -27,12 +28,10 @@ import os
 import re
 import secrets
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-from ..errors import StoreError
-from ..jsonfile import read_json_object
+from ..credentials import Credentials
 
 log = logging.getLogger("jobtask_widgets.server")
 
@@ -44,68 +43,19 @@ _SIGNATURE = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
-class Credentials:
-    """What the server accepts: one project id with its API key, and named users."""
-
-    project_id: str
-    project_api_key: str
-    users: dict[str, str] = field(default_factory=dict)
-    source: Path | None = field(default=None, compare=False)  # the file they were read from
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Credentials:
-        """Read a ``credentials.json``.
-
-        Raises:
-            StoreError: when the file is missing, unreadable or lacks a field.
-        """
-        path = Path(path)
-        accepted = '{"project_id": str, "project_api_key": str, "users": {"name": "password"}}'
-        try:
-            raw = read_json_object(path)
-        except FileNotFoundError as exc:
-            raise StoreError(f"no credentials file at {path}; write one like {accepted}") from exc
-        except ValueError as exc:
-            raise StoreError(f"credentials file {path} {exc}; it must hold {accepted}") from exc
-        mode = path.stat().st_mode & 0o777
-        if mode & 0o077:
-            log.warning(
-                "credentials file %s can be read by other users (mode %o); `chmod 600 %s` keeps its keys to you",
-                path,
-                mode,
-                path,
-            )
-        pid, key, users = raw.get("project_id"), raw.get("project_api_key"), raw.get("users", {})
-        if not isinstance(pid, str) or not isinstance(key, str) or not pid or not key:
-            raise StoreError(f"credentials file {path} needs non-empty project_id and project_api_key: {accepted}")
-        if not isinstance(users, dict) or not all(isinstance(v, str) and v for v in users.values()):
-            raise StoreError(f"credentials file {path}: users must map names to non-empty passwords: {accepted}")
-        return cls(pid, key, dict(users), source=path)
-
-    def check_project_key(self, project_id: str, api_key: str) -> bool:
-        """Whether the project id and API key are the accepted ones (constant time)."""
-        ok_id = hmac.compare_digest(project_id.encode(), self.project_id.encode())
-        ok_key = hmac.compare_digest(api_key.encode(), self.project_api_key.encode())
-        return ok_id and ok_key
-
-    def check_user(self, username: str, password: str) -> bool:
-        """Whether the user exists and the password is theirs (constant time)."""
-        expected = self.users.get(username)
-        matches = hmac.compare_digest(password.encode(), (expected or "").encode())
-        return expected is not None and matches
-
-
-@dataclass(frozen=True)
 class Claims:
     """What a valid token says."""
 
     subject: str
     project_id: str | None
     expires: int
+    projects: tuple[str, ...] | None = None  # a user's projects; None: every project
 
     def may_open(self, project_id: str) -> bool:
-        """A project-key token opens its own project only; a user's token every project."""
-        return self.project_id is None or self.project_id == project_id
+        """A project-key token opens its own project only; a user's token the user's projects."""
+        if self.project_id is not None:
+            return self.project_id == project_id
+        return self.projects is None or project_id in self.projects
 
 
 def _b64(data: bytes) -> str:
@@ -132,10 +82,22 @@ class Signer:
         return hmac.new(self._key, message.encode(), hashlib.sha256).digest()
 
     # -- access tokens ------------------------------------------------------------------------
-    def issue_token(self, subject: str, project_id: str | None, ttl: int, *, now: float | None = None) -> str:
-        """A token for ``subject`` that expires ``ttl`` seconds after ``now``."""
+    def issue_token(
+        self,
+        subject: str,
+        project_id: str | None,
+        ttl: int,
+        *,
+        now: float | None = None,
+        projects: tuple[str, ...] | None = None,
+    ) -> str:
+        """A token for ``subject`` that expires ``ttl`` seconds after ``now``; a user's token carries
+        the user's ``projects`` (``None``: every project)."""
         exp = int((time.time() if now is None else now) + ttl)
-        payload = _b64(json.dumps({"sub": subject, "pid": project_id, "exp": exp}, sort_keys=True).encode())
+        claims: dict[str, Any] = {"sub": subject, "pid": project_id, "exp": exp}
+        if projects is not None:
+            claims["prj"] = list(projects)
+        payload = _b64(json.dumps(claims, sort_keys=True).encode())
         return f"{payload}.{_b64(self._mac('token:' + payload))}"
 
     def read_token(self, token: str) -> tuple[Claims | None, str]:
@@ -158,7 +120,9 @@ class Signer:
             return None, "the access token is not valid"
         if claims["exp"] <= time.time():
             return None, "the access token has expired; ask /oauth/token for a new one"
-        return Claims(claims["sub"], claims.get("pid"), claims["exp"]), ""
+        scope = claims.get("prj")
+        projects = tuple(p for p in scope if isinstance(p, str)) if isinstance(scope, list) else None
+        return Claims(claims["sub"], claims.get("pid"), claims["exp"], projects), ""
 
     # -- signed URLs ------------------------------------------------------------------------------
     def sign(self, resource: str, expires: int) -> dict[str, str]:
@@ -211,3 +175,6 @@ def file_resource(project_id: str, job_id: str, task_id: str, kind: str, path: s
         path: The file's path relative to that folder, ``/``-separated.
     """
     return f"{kind}:{project_id}/{job_id}/{task_id}/{path}"
+
+
+__all__ = ["Claims", "Credentials", "Signer", "archive_resource", "file_resource"]  # Credentials: credentials.py

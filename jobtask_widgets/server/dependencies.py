@@ -8,7 +8,7 @@ it, so a test can swap the whole server state with ``app.dependency_overrides[se
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
@@ -18,6 +18,7 @@ from .archive import ArchiveCache
 from .auth import Claims, Credentials, Signer
 from .outputs import FileFacts
 from .problems import not_found, unauthorized
+from .ratelimit import LoginLimiter
 from .store import Store, TaskRef
 
 
@@ -27,13 +28,14 @@ class ServerSettings:
 
     Attributes:
         store: The store folder, checked at start.
-        credentials: The project key and the users the token endpoint accepts.
+        credentials: The projects' keys and the users the token endpoint accepts.
         signer: Issues and checks tokens and signed archive URLs.
         archives: Builds and keeps the results archives.
         facts: The digests and raster fields of result files, once per file version.
         token_ttl: Seconds an access token lives.
         url_ttl: Seconds a signed archive URL lives.
         public_url: The base of signed URLs behind a proxy, or ``None`` for the request's own.
+        limiter: Failed logins per client address and name (429 over the limit).
     """
 
     store: Store
@@ -44,6 +46,7 @@ class ServerSettings:
     token_ttl: int
     url_ttl: int
     public_url: str | None = None
+    limiter: LoginLimiter = field(default_factory=LoginLimiter)
 
 
 def server_settings(request: Request) -> ServerSettings:

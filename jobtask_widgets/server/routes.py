@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from urllib.parse import parse_qs, unquote_plus, urlencode
 
 from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from .auth import archive_resource
@@ -90,6 +91,8 @@ def index() -> IndexAnswer:
             {
                 400: "An unsupported grant_type, or a body that is not a UTF-8 form.",
                 401: "Missing or wrong project key, HTTP Basic credentials, user or password.",
+                429: "Too many failed logins for this client address, user name or project id (10 in 60 s); "
+                "`Retry-After` says when to try again.",
             }
         ),
     },
@@ -108,16 +111,21 @@ async def token(request: Request, settings: Settings) -> JSONResponse:
         client_id, client_secret = _basic_auth(request) or (form.get("client_id"), form.get("client_secret"))
         if not client_id or not client_secret:
             raise unauthorized("client_credentials needs HTTP Basic auth with the project id and API key")
-        if not settings.credentials.check_project_key(client_id, client_secret):
+        attempt = settings.limiter.attempt(_client(request), f"project:{client_id}")
+        if not await run_in_threadpool(settings.credentials.check_project_key, client_id, client_secret):
+            attempt.failed()
             raise unauthorized("the project id or API key is wrong")
         access = settings.signer.issue_token(f"project:{client_id}", client_id, settings.token_ttl)
     elif grant == "password":
         username, password = form.get("username", ""), form.get("password", "")
         if not username or not password:
             raise unauthorized("the password grant needs username and password")
-        if not settings.credentials.check_user(username, password):
+        attempt = settings.limiter.attempt(_client(request), f"user:{username}")
+        if not await run_in_threadpool(settings.credentials.check_user, username, password):
+            attempt.failed()
             raise unauthorized("the username or password is wrong")
-        access = settings.signer.issue_token(f"user:{username}", None, settings.token_ttl)
+        scope = settings.credentials.user_projects(username)
+        access = settings.signer.issue_token(f"user:{username}", None, settings.token_ttl, projects=scope)
     else:
         raise Problem(400, f"grant_type {grant!r} is not supported; use client_credentials or password")
     answer = TokenAnswer(access_token=access, token_type="bearer", expires_in=settings.token_ttl)
@@ -281,6 +289,11 @@ def _read_form(body: bytes, content_type: str) -> dict[str, str]:
     except UnicodeDecodeError as exc:
         raise Problem(400, "the token request's form is not UTF-8") from exc
     return {k: v[0] for k, v in pairs.items()}
+
+
+def _client(request: Request) -> str:
+    """The client's address as the server sees it (a proxy's, behind one)."""
+    return request.client.host if request.client is not None else "unknown"
 
 
 def _basic_auth(request: Request) -> tuple[str, str] | None:

@@ -39,7 +39,7 @@ def test_serve_prints_the_url_and_credentials_and_the_api_walks_through(
     assert not url.endswith(":0")
     accepts = run.wait_for("Accepts:")
     assert own_sample.project_id in accepts and own_sample.project_api_key not in accepts
-    assert f"the API key in {own_sample.root / 'credentials.json'}" in accepts
+    assert f"their API keys ({own_sample.root / 'credentials.json'})" in accepts
     assert "analyst" in run.wait_for("         password grant")
     # token -> tasks -> data-json -> signed URL -> archive -> quicklook
     token = requests.post(

@@ -17,8 +17,10 @@ from rasterio.windows import Window
 from stac_pydantic import Item as ItemModel
 
 from jobtask_widgets.cog import is_cog
-from jobtask_widgets.sample import Sample
+from jobtask_widgets.credentials import Credentials
+from jobtask_widgets.sample import SAMPLE_API_KEY, Sample
 from jobtask_widgets.server.store import Store
+from jobtask_widgets.storelayout import write_private_json
 from tests.helpers import COMMAND, Api
 
 TASK = "my-task-1"
@@ -147,16 +149,27 @@ def test_a_new_store_gets_private_credentials_and_a_task_id(tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr
     credentials = root / "credentials.json"
     assert credentials.stat().st_mode & 0o777 == 0o600
-    key = json.loads(credentials.read_text())["project_api_key"]
-    assert f"project id team, API key {key}" in result.stdout and len(key) >= 32
+    key = result.stdout.split("project id team, API key ")[1].split()[0]
+    assert len(key) >= 32 and key not in credentials.read_text()  # shown once, stored hashed
+    assert Credentials.load(credentials).check_project_key("team", key)
     (task,) = Store(root).check()
     assert len(task.task_id) == 36  # a new UUID
 
 
-def test_publishing_into_a_store_of_another_project_says_how_the_task_opens(own_sample: Sample, tmp_path: Path) -> None:
+def test_publishing_into_a_store_of_another_project_adds_that_project(own_sample: Sample, tmp_path: Path) -> None:
     source = outputs_folder(tmp_path / "mine")
     result = run_publish(source, own_sample.root, "--project", "another-project", "--job", "j1", "--task", TASK)
     assert result.returncode == 0, result.stderr
-    assert f"project key opens project {own_sample.project_id}, not another-project" in result.stdout
-    assert "API key" not in result.stdout  # the store's credentials are left as they are
-    assert json.loads((own_sample.root / "credentials.json").read_text())["project_id"] == own_sample.project_id
+    key = result.stdout.split("project id another-project, API key ")[1].split()[0]
+    login = Credentials.load(own_sample.root / "credentials.json")
+    assert login.check_project_key("another-project", key)
+    assert login.check_project_key(own_sample.project_id, SAMPLE_API_KEY)  # the sample's key still opens its own
+
+
+def test_a_version_1_store_is_left_as_it_is_and_the_note_says_how_to_add_the_project(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    write_private_json(root / "credentials.json", {"project_id": "old", "project_api_key": "k" * 20, "users": {}})
+    result = run_publish(outputs_folder(tmp_path / "mine"), root, "--project", "team", "--job", "j1")
+    assert result.returncode == 0, result.stderr
+    assert "API key" not in result.stdout and "jobtask-widgets project add team" in result.stdout
+    assert json.loads((root / "credentials.json").read_text())["project_id"] == "old"

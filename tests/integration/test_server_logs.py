@@ -64,7 +64,7 @@ def test_the_log_of_a_served_session_holds_no_key_password_token_or_signature(
         "URL signature": signature,
     }.items():
         assert secret not in output, f"the {label} is in the server's output:\n{output}"
-    assert f"the API key in {own_sample.root / 'credentials.json'}" in output  # the banner says where it is
+    assert f"their API keys ({own_sample.root / 'credentials.json'})" in output  # the banner says where it is
 
 
 def test_the_sample_credentials_are_written_owner_only_and_a_readable_file_is_warned_about(tmp_path: Path) -> None:

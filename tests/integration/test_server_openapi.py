@@ -20,7 +20,7 @@ ENVELOPE = {"$ref": "#/components/schemas/ErrorEnvelope"}
 # Every operation of the protocol, with the error statuses it answers.
 OPERATIONS: dict[tuple[str, str], set[str]] = {
     ("get", "/"): {"500"},
-    ("post", "/oauth/token"): {"400", "401", "500"},
+    ("post", "/oauth/token"): {"400", "401", "429", "500"},
     ("get", "/users/me"): {"401", "500"},
     ("get", "/projects/{project_id}/jobs/{job_id}/tasks/"): {"401", "404", "500"},
     ("get", TASK + "/outputs/data-json/"): {"401", "404", "500"},

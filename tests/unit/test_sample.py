@@ -14,7 +14,15 @@ from rasterio.enums import ColorInterp, Compression
 from shapely.geometry import shape
 
 from jobtask_widgets.cog import is_cog
-from jobtask_widgets.sample import SAMPLE_JOB_ID, SAMPLE_NDVI_TASK, SAMPLE_RGB_TASK, Sample, write_sample
+from jobtask_widgets.credentials import Credentials
+from jobtask_widgets.sample import (
+    SAMPLE_API_KEY,
+    SAMPLE_JOB_ID,
+    SAMPLE_NDVI_TASK,
+    SAMPLE_RGB_TASK,
+    Sample,
+    write_sample,
+)
 
 
 def digests(root: Path) -> dict[str, str]:
@@ -27,16 +35,23 @@ def digests(root: Path) -> dict[str, str]:
 
 def test_two_runs_write_the_same_bytes(own_sample: Sample, tmp_path: Path) -> None:
     again = write_sample(tmp_path / "again")
-    assert digests(own_sample.root) == digests(again.root)
-    assert len(digests(own_sample.root)) == 13  # credentials; 4 files per task
+    ours, theirs = digests(own_sample.root), digests(again.root)
+    salted = {name for name in ours if name.endswith("credentials.json")}  # hashes with a fresh salt each
+    assert {k: v for k, v in ours.items() if k not in salted} == {k: v for k, v in theirs.items() if k not in salted}
+    assert len(ours) == 13 and len(salted) == 1  # credentials; 4 files per task
 
 
 def test_the_ids_are_those_of_the_documented_example(own_sample: Sample) -> None:
     assert own_sample.job_id == SAMPLE_JOB_ID == "de5806aa-5ef1-4dc9-ab1d-06d7ec1a5021"
     assert own_sample.task_ids[0] == SAMPLE_RGB_TASK == "3f772637-09aa-4164-bded-692fcd746d20"
     creds = json.loads((own_sample.root / "credentials.json").read_text())
-    assert creds["project_id"] == own_sample.project_id
-    assert creds["users"]
+    assert creds["version"] == 2 and list(creds["projects"]) == [own_sample.project_id]
+    assert list(creds["users"]) == ["analyst"] and creds["users"]["analyst"]["projects"] == "*"
+    text = (own_sample.root / "credentials.json").read_text()
+    assert SAMPLE_API_KEY not in text and "sample-password" not in text  # hashed
+    login = Credentials.load(own_sample.root / "credentials.json")
+    assert login.check_project_key(own_sample.project_id, SAMPLE_API_KEY)
+    assert login.check_user("analyst", "sample-password") and not login.check_user("analyst", "wrong")
 
 
 def features(sample: Sample, task: str) -> list[dict]:
