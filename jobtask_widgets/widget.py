@@ -82,6 +82,7 @@ class JobTaskWidget(PlainTextRepr, w.VBox):
         self._cancel = threading.Event()
         self._last_progress = 0.0
         self._map_shown = True  # False while _show_map waits for a raster's first overview step
+        self._actions = 0  # actions started (downloads, ...): the map from the server leaves their status be
         self._map_lock = threading.Lock()  # one map installed at a time; the local one wins
         self._map_is_remote = False  # whether the map shown reads the server's files
         self._remote_note = w.HTML(REMOTE_NOTE, layout=w.Layout(display="none"))  # shown under a map from the server
@@ -200,6 +201,7 @@ class JobTaskWidget(PlainTextRepr, w.VBox):
             if self.busy:
                 return False
             self._cancel = threading.Event()
+            self._actions += 1  # its outcome owns the status line from now on
             self._set_busy(True)
             self._thread = threading.Thread(target=self._run, args=(action, work), daemon=True, name="jobtask-widget")
             self._thread.start()
@@ -340,6 +342,7 @@ class JobTaskWidget(PlainTextRepr, w.VBox):
 
     def _show_remote_map(self) -> None:
         """The map of the rasters read in place from the server, before anything is downloaded."""
+        actions = self._actions
         try:
             view = self.jobtask.results_view(aoi=self.aoi, remote=True)
         except NotFoundError:  # a server without a file list: the map waits for the download
@@ -357,7 +360,7 @@ class JobTaskWidget(PlainTextRepr, w.VBox):
                 self.show_error(exc, "Reading the rasters from the server")
             return
         count = len(self.map.raster_layers) if self.map is not None else 0
-        if not self.busy:
+        if actions == self._actions:  # no download since (its outcome, e.g. "cancelled", stays in sight)
             self.status.value = html.escape(
                 f"{count} raster(s) on the map, read from the server: nothing is downloaded yet"
             )
