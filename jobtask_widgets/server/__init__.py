@@ -22,7 +22,9 @@ Layout, from the app down:
 - ``ranges.py``: ``parse_range``, the check of an archive request's ``Range`` header.
 - ``store.py``: read access to the store folder; raises ``NotInStore`` (``errors.py``) and
   ``StoreError``, never HTTP errors.
-- ``auth.py``: credentials, stateless tokens and signed URLs (archives, files, quicklooks).
+- ``auth.py``: stateless tokens and signed URLs (archives, files, quicklooks); the credentials
+  they are issued for are ``jobtask_widgets/credentials.py`` (version 2, hashed).
+- ``ratelimit.py``: failed logins counted per client address and name; 429 over the limit.
 - ``archive.py``: the results archives, built once into the cache.
 - ``run.py``: serving the app with uvicorn on a socket of our own.
 """
