@@ -104,6 +104,8 @@ def _server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", type=Path, help="where built archives go (default ROOT/.cache)")
     parser.add_argument("--public-url", help="base of signed URLs when behind a proxy")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    parser.add_argument("--log-format", default="text", choices=["text", "json"],
+                        help="the log's lines: text, or one JSON object per line for a log collector")  # fmt: skip
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -112,7 +114,7 @@ def _serve(args: argparse.Namespace) -> int:
     from .server.run import bind
 
     # the process is ours: its warnings (from the app's start on) print as uvicorn's do
-    logging.config.dictConfig(log_config())
+    logging.config.dictConfig(log_config(args.log_format, access=args.log_level in {"info", "debug"}))
     try:
         app = create_app(
             args.root,
@@ -138,7 +140,7 @@ def _serve(args: argparse.Namespace) -> int:
             "as version 2, with hashes",
             file=sys.stderr,
         )
-    return _run(app, sock, args.log_level, banner=lambda url: _credentials_banner(app))
+    return _run(app, sock, args.log_level, banner=lambda url: _credentials_banner(app), log_format=args.log_format)
 
 
 def _credentials_file(args: argparse.Namespace) -> Path:
@@ -276,7 +278,9 @@ def _demo(args: argparse.Namespace) -> int:
     )
 
 
-def _run(app: FastAPI, sock: socket.socket, log_level: str, banner: Callable[[str], str]) -> int:
+def _run(
+    app: FastAPI, sock: socket.socket, log_level: str, banner: Callable[[str], str], log_format: str = "text"
+) -> int:
     """Serve until Ctrl-C; print ``API: <url>`` and the banner once listening."""
     from .server.run import make_server, url_of
 
@@ -287,7 +291,7 @@ def _run(app: FastAPI, sock: socket.socket, log_level: str, banner: Callable[[st
         print(banner(url), flush=True)
         print("Press Ctrl-C to stop.", flush=True)
 
-    server = make_server(app, sock, on_listening=listening, log_level=log_level)
+    server = make_server(app, sock, on_listening=listening, log_level=log_level, log_format=log_format)
     # uvicorn shuts down cleanly, then re-raises Ctrl-C: that is the normal way to stop
     with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=[sock])

@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from .accesslog import AccessLog
 from .archive import ArchiveCache
 from .auth import MIN_TOKEN_TTL, Credentials, Signer
 from .dependencies import ServerSettings
@@ -124,6 +125,7 @@ def create_app(
         exception_handlers=exception_handlers(),
     )
     app.state.settings = settings
+    app.add_middleware(AccessLog)
     app.include_router(router)
     app.include_router(file_router)
     app.include_router(stac_router)

@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from .accesslog import mark_subject
 from .archive import ArchiveCache
 from .auth import Claims, Credentials, Signer
 from .outputs import FileFacts
@@ -95,7 +96,11 @@ BEARER = HTTPBearer(
 )
 
 
-def bearer(signer: SignerDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]) -> Claims:
+def bearer(
+    request: Request,
+    signer: SignerDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
+) -> Claims:
     """The claims of the request's bearer token.
 
     Raises:
@@ -106,6 +111,7 @@ def bearer(signer: SignerDep, credentials: Annotated[HTTPAuthorizationCredential
     claims, reason = signer.read_token(credentials.credentials)
     if claims is None:
         raise unauthorized(reason)
+    mark_subject(request.scope, claims.subject)
     return claims
 
 

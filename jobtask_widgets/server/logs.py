@@ -38,15 +38,28 @@ class RedactSecrets(logging.Filter):
         return True
 
 
-def log_config() -> dict[str, Any]:
-    """uvicorn's default logging configuration, with :class:`RedactSecrets` on its access logger
-    and :data:`SERVER_LOGGER` printed like uvicorn's own messages."""
+def log_config(log_format: str = "text", *, access: bool = True) -> dict[str, Any]:
+    """uvicorn's default logging configuration, with :class:`RedactSecrets` on its access logger,
+    :data:`SERVER_LOGGER` printed like uvicorn's own messages, and our access log
+    (``accesslog.py``) one line per request (when ``access``), as text or (``log_format="json"``) JSON."""
+    if log_format not in ("text", "json"):
+        raise ValueError(f"log_format must be 'text' or 'json' (got {log_format!r})")
     config: dict[str, Any] = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     config.setdefault("filters", {})["redact_secrets"] = {"()": f"{__name__}.RedactSecrets"}
     config["loggers"]["uvicorn.access"]["filters"] = ["redact_secrets"]
     # the server's own warnings (a readable credentials file, a file rewritten while sent) in
     # uvicorn's format, not bare lines from logging's last-resort handler
     config["loggers"][SERVER_LOGGER] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    config["formatters"]["jobtask_access"] = (
+        {"()": "jobtask_widgets.server.accesslog.JsonFormatter"} if log_format == "json" else {"format": "%(message)s"}
+    )
+    config["handlers"]["jobtask_access"] = {
+        "formatter": "jobtask_access", "class": "logging.StreamHandler", "stream": "ext://sys.stdout",
+    }  # fmt: skip
+    level = "INFO" if access else "WARNING"
+    config["loggers"]["jobtask_widgets.access"] = {"handlers": ["jobtask_access"], "level": level, "propagate": False}
+    if log_format == "json":  # every line a JSON object, uvicorn's and the server's own too
+        config["handlers"]["default"]["formatter"] = "jobtask_access"
     return config
 
 

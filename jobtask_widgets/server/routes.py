@@ -19,6 +19,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from .accesslog import mark_subject
 from .auth import archive_resource
 from .dependencies import ArchivesDep, Auth, JobIds, Settings, SignerDep, StoreDep, VisibleTask
 from .files import OpenFileResponse, file_response
@@ -128,6 +129,7 @@ async def token(request: Request, settings: Settings) -> JSONResponse:
         access = settings.signer.issue_token(f"user:{username}", None, settings.token_ttl, projects=scope)
     else:
         raise Problem(400, f"grant_type {grant!r} is not supported; use client_credentials or password")
+    mark_subject(request.scope, f"project:{client_id}" if grant == "client_credentials" else f"user:{username}")
     answer = TokenAnswer(access_token=access, token_type="bearer", expires_in=settings.token_ttl)
     # a JSONResponse of our own carries Cache-Control: no-store; response_model= still documents the body
     return JSONResponse(answer.model_dump(), headers={"Cache-Control": "no-store"})

@@ -255,6 +255,7 @@ def make_server(
     timeout_keep_alive: int = TIMEOUT_KEEP_ALIVE,
     limit_concurrency: int | None = None,
     backlog: int | None = None,
+    log_format: str = "text",
 ) -> uvicorn.Server:
     """A uvicorn server for ``app`` on ``sock``; run it with ``server.run(sockets=[sock])``.
 
@@ -262,7 +263,8 @@ def make_server(
         app: The app to serve.
         sock: The socket it will serve on (from :func:`bind`).
         on_listening: Called once the server listens.
-        log_level: uvicorn's log level; ``"info"`` and ``"debug"`` log every request.
+        log_level: uvicorn's log level; ``"info"`` and ``"debug"`` log every request (``accesslog.py``).
+        log_format: ``"text"`` or ``"json"`` (one JSON object per line, for a log collector).
         timeout_head: Seconds for a request's line and headers to arrive, from the connection's
             start or the end of the previous response; then 408 (or, when nothing came, a close).
         timeout_keep_alive: Seconds an idle kept-alive connection stays open.
@@ -287,9 +289,10 @@ def make_server(
         max_connections=limit,
         http=_Protocol,
         log_level=log_level,
-        log_config=log_config(),  # uvicorn's own, with secrets redacted from the access log
+        # uvicorn's own, secrets redacted; requests logged by our access log, uvicorn's is off
+        log_config=log_config(log_format, access=log_level in {"info", "debug"}),
         lifespan="off",
-        access_log=log_level in {"info", "debug"},
+        access_log=False,
         timeout_keep_alive=timeout_keep_alive,
         backlog=backlog,
     )

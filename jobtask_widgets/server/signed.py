@@ -13,6 +13,7 @@ from urllib.parse import quote, urlencode
 
 from fastapi import Request
 
+from .accesslog import mark_subject
 from .auth import Signer, file_resource
 from .dependencies import ServerSettings
 from .problems import forbidden
@@ -63,6 +64,7 @@ def require_signature(
     refusal = signer.check(resource, expires, signature, what=what, thing=thing, ask=ask)
     if refusal:
         raise forbidden(refusal)
+    mark_subject(request.scope, "signed")
 
 
 __all__ = ["Signing", "require_signature"]

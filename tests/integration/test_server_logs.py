@@ -3,13 +3,16 @@ every kind of credential used against it, then its whole output scanned."""
 
 from __future__ import annotations
 
+import json
+import re
 import stat
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 import requests
 
-from jobtask_widgets.sample import SAMPLE_USERS, Sample, write_sample
+from jobtask_widgets.sample import SAMPLE_API_KEY, SAMPLE_USERS, Sample, write_sample
 from jobtask_widgets.server.logs import redact
 from tests.helpers import Running
 
@@ -82,3 +85,53 @@ def test_the_sample_credentials_are_written_owner_only_and_a_readable_file_is_wa
         run.interrupt()
     assert f"credentials file {credentials} can be read by other users (mode 644)" in warning
     assert "chmod 600" in warning
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_the_access_log_has_a_line_per_request_with_who_what_status_bytes_and_time(
+    own_sample: Sample, tmp_path: Path, log_format: str
+) -> None:
+    run = Running(["serve", str(own_sample.root), "--port", "0", "--log-format", log_format, "--cache-dir",
+                   str(tmp_path)])  # fmt: skip
+    try:
+        url = run.wait_for("API: ").removeprefix("API: ")
+        run.wait_for("Press Ctrl-C")
+        ((user, password),) = SAMPLE_USERS.items()
+        by_password = requests.post(
+            f"{url}/oauth/token", data={"grant_type": "password", "username": user, "password": password}, timeout=30
+        ).json()["access_token"]
+        task = f"{url}/projects/{own_sample.project_id}/jobs/{own_sample.job_id}/tasks/{own_sample.task_ids[0]}"
+        data = requests.get(
+            f"{task}/outputs/data-json/", headers={"Authorization": f"Bearer {by_password}"}, timeout=30
+        )
+        signed = requests.get(f"{task}/downloads/results/", headers={"Authorization": f"Bearer {by_password}"},
+                              timeout=30).json()["data"]["url"]  # fmt: skip
+        archive = requests.get(signed, headers={"Range": "bytes=0-99"}, timeout=60)
+        assert archive.status_code == 206
+        assert requests.get(f"{task}/outputs/data-json/", timeout=30).status_code == 401
+    finally:
+        assert run.interrupt() == 0
+    output = run.output()
+    lines = [line for line in output.splitlines() if "/outputs/data-json/" in line or "output.tar.gz" in line]
+    assert len(lines) == 3, output
+    if log_format == "json":
+        records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+        assert all("time" in r for r in records)  # every line of the log is JSON, the server's own too
+        served, signed_get, refused = (json.loads(line) for line in lines)
+        assert served["subject"] == f"user:{user}" and served["status"] == 200 and served["method"] == "GET"
+        assert served["bytes"] == len(data.content) and served["ms"] >= 0 and served["client"] == "127.0.0.1"
+        assert signed_get["subject"] == "signed" and signed_get["status"] == 206 and signed_get["bytes"] == 100
+        assert "signature=REDACTED" in signed_get["path"]
+        assert refused["subject"] == "-" and refused["status"] == 401
+        login = next(r for r in records if r.get("path") == "/oauth/token")
+        assert login["subject"] == f"user:{user}" and login["method"] == "POST"
+    else:
+        assert re.fullmatch(
+            rf'127\.0\.0\.1 user:{user} "GET /projects/\S+/outputs/data-json/ HTTP/1\.1" 200 {len(data.content)} B '
+            r"[0-9.]+ ms",
+            lines[0],
+        ), lines[0]
+        assert lines[1].startswith('127.0.0.1 signed "GET /') and '" 206 100 B ' in lines[1]
+        assert " - " in lines[2] and '" 401 ' in lines[2]
+    for secret in (password, by_password, parse_qs(urlsplit(signed).query)["signature"][0], SAMPLE_API_KEY):
+        assert secret not in output
