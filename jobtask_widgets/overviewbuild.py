@@ -38,6 +38,7 @@ STRIP_ROWS = 1024  # full-resolution rows decoded at a time (a power of two, so 
 OVERVIEW_SMALLEST = 256  # overviews go down until the raster fits in this many pixels
 COMPRESS_LATER = 2048  # levels wider or taller than this are compressed after the first view
 LEVEL_BLOCK = 128  # the level files' tile size as written strip by strip (GDAL's own default for overviews)
+MEMORY_BUDGET = 1536 * 2**20  # bytes of strips (and their copies) the decoding threads may hold at once
 PACKED_BLOCK = 256  # their tile size once compressed (fewer, larger tiles: faster to pack and to read)
 LEVEL_OPTIONS = {"compress": "zstd", "zstd_level": 1, "num_threads": "ALL_CPUS"}  # GDAL compresses on every core
 
@@ -64,7 +65,7 @@ def with_overviews(vrt_text: bytes, factors: Sequence[int], raw: Sequence[int]) 
     the VRT's metadata, so the second step knows what is left to do.
     """
     root = ET.fromstring(vrt_text)
-    for band in root.iter("VRTRasterBand"):
+    for band in root.findall("VRTRasterBand"):  # the bands, not the VRTRasterBand of a <MaskBand>
         for factor in sorted(factors):
             overview = ET.SubElement(band, "Overview")
             ET.SubElement(overview, "SourceFilename", relativeToVRT="1").text = level_name(factor)
@@ -121,15 +122,20 @@ def build_levels(
     levels = []
     for factor in factors:
         level_width, level_height = level_size(width, height, factor)
-        streamed = (STRIP_ROWS // factor) % LEVEL_BLOCK == 0
+        streamed = factor <= STRIP_ROWS and (STRIP_ROWS // factor) % LEVEL_BLOCK == 0
         levels.append(_Level(factor, level_width, level_height, streamed))
+    per_strip = [level for level in levels if level.factor <= STRIP_ROWS]  # a strip gives whole rows of these
+    after = [level for level in levels if level.factor > STRIP_ROWS]  # from the coarsest of those, at the end
     strips = list(range(0, height, STRIP_ROWS))
+    strip_bytes = STRIP_ROWS * width * count * np.dtype(dtype).itemsize
+    workers = workers or max(1, min(4, os.cpu_count() or 1, MEMORY_BUDGET // (3 * strip_bytes)))
     done = 0
     done_lock = threading.Lock()
     local = threading.local()
 
     with ExitStack() as stack:
-        opened: list[Any] = []  # every thread's dataset, closed at the end
+        opened: list[Any] = []  # every thread's dataset, closed on the way out
+        stack.callback(lambda: [dataset.close() for dataset in opened])
         for level in levels:
             profile = {
                 "driver": "GTiff", "width": level.width, "height": level.height, "count": count, "dtype": dtype,
@@ -158,7 +164,7 @@ def build_levels(
             rows = min(STRIP_ROWS, height - row)
             data = reader().read(window=Window(0, row, width, rows))
             previous = data
-            for level in levels:
+            for level in per_strip:
                 out_rows = -(-rows // level.factor)
                 data = _downsample(previous, out_rows, level.width, nodata, resampling)
                 previous = data
@@ -173,14 +179,20 @@ def build_levels(
                 done += 1
                 print(f"progress {done} {len(strips)}", flush=True)
 
-        with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
+        pool = ThreadPoolExecutor(max_workers=workers)
+        try:
             for future in [pool.submit(strip, row) for row in strips]:
                 future.result()
+        finally:  # on a failure, the strips not begun are dropped
+            pool.shutdown(wait=True, cancel_futures=True)
+        previous_level = per_strip[-1] if per_strip else None
+        for level in after:  # each from the one before, the whole level at once (they are small)
+            assert previous_level is not None and previous_level.array is not None
+            level.array = _downsample(previous_level.array, level.height, level.width, nodata, resampling)
+            previous_level = level
         for level in levels:
             if level.array is not None:
                 level.dataset.write(level.array)
-        for dataset in opened:
-            dataset.close()
 
 
 def _compression(dtype: str) -> dict[str, Any]:
@@ -232,6 +244,26 @@ def _downsample_via_file(data: np.ndarray, rows: int, width: int, nodata: float 
         return result
 
 
+def has_dataset_mask(src: Any) -> bool:
+    """Whether a raster has a mask of its own (an internal or ``.msk`` mask), not alpha or nodata."""
+    from rasterio.enums import MaskFlags
+
+    flags = src.mask_flag_enums[0] if src.count else ()
+    return MaskFlags.per_dataset in flags and MaskFlags.alpha not in flags and MaskFlags.nodata not in flags
+
+
+def build_with_gdal(source: str, vrt: Path, factors: Sequence[int]) -> None:
+    """A VRT of ``source`` with every level in a ``.vrt.ovr`` by GDAL's ``BuildOverviews`` (masks included)."""
+    import rasterio
+    import rasterio.shutil
+    from rasterio.enums import Resampling
+
+    rasterio.shutil.copy(source, vrt, driver="VRT")
+    with rasterio.open(vrt, "r+") as dst:
+        dst.build_overviews(list(factors), Resampling.average)
+    print("progress 1 1", flush=True)
+
+
 def write_vrt(source: str, vrt: Path, factors: Sequence[int], raw: Sequence[int]) -> None:
     """A VRT of ``source`` (its bands, nodata, palette and georeferencing) with the level files as overviews."""
     import rasterio.shutil
@@ -264,8 +296,12 @@ def main(argv: Sequence[str]) -> int:
         if args.step == "levels":
             with rasterio.open(args.source) as src:
                 factors, raw = plan(src.width, src.height)
-            build_levels(args.source, args.folder, factors, raw=raw)
-            write_vrt(args.source, args.folder / args.vrt, factors, raw)
+                masked = has_dataset_mask(src)
+            if masked:  # level files carry no mask: GDAL's own build, whose .ovr does, in one step
+                build_with_gdal(args.source, args.folder / args.vrt, factors)
+            else:
+                build_levels(args.source, args.folder, factors, raw=raw)
+                write_vrt(args.source, args.folder / args.vrt, factors, raw)
         else:
             compress_levels(args.folder, [int(f) for f in args.factors.split(",") if f])
     except GDAL_ERRORS as exc:

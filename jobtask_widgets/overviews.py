@@ -13,8 +13,9 @@ path, size and modification time, so an edited raster gets new overviews. The ca
 The build has two steps, so a large raster shows within seconds (docs/architecture.md, "Overview
 cache"): :func:`first_overviews` writes every level in one strip-wise pass over the raster (the
 levels larger than ``COMPRESS_LATER`` pixels uncompressed, which is what makes the pass fast) and
-publishes the entry with one rename; :func:`finish_overviews`, run in the background by the raster's
-owner, compresses those levels with GDAL's threads and then writes ``<stem>.vrt``. Each step runs
+publishes the entry with one rename; :func:`finish_overviews`, run in the background by
+:data:`FINISHER` (it outlives the source that asked), compresses those levels with GDAL's threads
+and then writes ``<stem>.vrt``. Each step runs
 in a child process (``python -m jobtask_widgets.overviewbuild``) with its GDAL options in that
 child's environment only: GDAL's block cache size is process-wide and sticky (docs/architecture.md,
 "GDAL state"), so the kernel's GDAL configuration is never changed, and the build's memory goes back
@@ -27,6 +28,7 @@ from __future__ import annotations
 import atexit
 import fcntl
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -209,16 +211,22 @@ class Finisher:
         return unsubscribe
 
     def _run(self, key: str, path: Path, job: _Job) -> None:
-        result: Path | RasterError
+        result: Path | RasterError = RasterError(f"{path}: the overview build ended without a result")
         try:
             result = finish_overviews(path, job.report, cancel=self._stop)
         except RasterError as exc:
             result = exc
-        with self._lock:
-            del self._jobs[key]
-            subscribers = list(job.subscribers)
+        except Exception as exc:  # this thread's boundary: every listener is told, none waits forever
+            result = RasterError(f"{path}: the overviews could not be finished: {exc}")
+        finally:
+            with self._lock:
+                del self._jobs[key]
+                subscribers = list(job.subscribers)
         for on_done, _ in subscribers:
-            on_done(result)
+            try:
+                on_done(result)
+            except Exception:  # one listener's failure does not keep the others from hearing
+                log.exception("a listener of the overview build of %s failed", path)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until every finish running now has ended; ``False`` if some still run after ``timeout`` s."""
@@ -239,6 +247,7 @@ class Finisher:
                 thread.join(timeout=5)
 
 
+log = logging.getLogger(__name__)
 FINISHER = Finisher()
 
 
@@ -256,15 +265,13 @@ def _build_first(entry: _Entry, progress: OverviewProgress | None) -> None:
     try:
         if progress:
             progress(0.0)
-        base = "base.vrt"
-        # the child plans the levels from the raster's size (``plan``) and names them in the VRT
-        _run_child(["levels", str(entry.source), str(staging), "--vrt", base], _scaled(progress, 0.0, FIRST_SHARE),
-                   None, entry.source)  # fmt: skip
-        vrt = staging / base
-        raw = _raw_factors(vrt)
-        text = vrt.read_bytes()
-        vrt.unlink()
-        _publish(text, staging / (entry.first.name if raw else entry.final.name))
+        # the child plans the levels from the raster's size (``overviewbuild.plan``) and names them
+        # in the VRT (or, for a raster with a mask of its own, has GDAL build them beside it)
+        _run_child(["levels", str(entry.source), str(staging), "--vrt", entry.final.name],
+                   _scaled(progress, 0.0, FIRST_SHARE), None, entry.source)  # fmt: skip
+        raw = _raw_factors(staging / entry.final.name)
+        if raw:  # not finished yet: the first view's name
+            (staging / entry.final.name).replace(staging / entry.first.name)
         staging.replace(entry.folder)
         if progress and not raw:  # finished in one step (the last strip said FIRST_SHARE)
             progress(1.0)
@@ -275,9 +282,11 @@ def _build_first(entry: _Entry, progress: OverviewProgress | None) -> None:
 def _raw_factors(vrt: Path) -> list[int]:
     """The levels of a first-step VRT still uncompressed."""
     root = ET.fromstring(vrt.read_bytes())
-    for item in root.iter("MDI"):
-        if item.get("key") == "uncompressed":
-            return [int(f) for f in (item.text or "").split(",") if f]
+    for metadata in root.findall("Metadata"):  # the VRT's own, not a band's
+        if metadata.get("domain") == "jobtask-widgets":
+            for item in metadata.findall("MDI"):
+                if item.get("key") == "uncompressed":
+                    return [int(f) for f in (item.text or "").split(",") if f]
     return []
 
 

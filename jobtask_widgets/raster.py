@@ -401,7 +401,8 @@ class RasterSource:
 
         def read(reader: Reader) -> np.ma.MaskedArray | None:
             try:
-                return reader.point(lon, lat, coord_crs=WGS84_CRS).array
+                # every band by number: by default rio-tiler leaves an alpha band out
+                return reader.point(lon, lat, coord_crs=WGS84_CRS, indexes=list(range(1, self.count + 1))).array
             except PointOutsideBounds:
                 return None
 

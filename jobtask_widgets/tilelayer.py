@@ -115,7 +115,6 @@ class RasterTileLayer(PlainTextRepr, anywidget.AnyWidget):
             t.link((self, "visible"), (self.state, "visible")),
         ]
         self.state.observe(self._restyled, "style")
-        self.state.observe(self._finer, "detail")
         self.on_msg(self._on_msg)
 
     # -- style --------------------------------------------------------------------------------
@@ -151,12 +150,6 @@ class RasterTileLayer(PlainTextRepr, anywidget.AnyWidget):
         self.state.set_style(bands=bands, stretch=stretch, colormap=colormap, vmin=vmin, vmax=vmax)
 
     def _restyled(self, _: Any) -> None:
-        self.revision += 1
-
-    def _finer(self, _: Any) -> None:
-        """The source reads a finer file now (its finished overviews): drop the cached tiles, redraw."""
-        with self._lock:
-            self._cache.clear()
         self.revision += 1
 
     # -- the protocol ------------------------------------------------------------------------------
@@ -252,7 +245,6 @@ class RasterTileLayer(PlainTextRepr, anywidget.AnyWidget):
         state = getattr(self, "state", None)
         if links and state is not None:
             state.unobserve(self._restyled, "style")
-            state.unobserve(self._finer, "detail")
         owned = getattr(self, "_owned", None)
         if owned is not None:
             owned.close()

@@ -93,7 +93,6 @@ class RasterState(t.HasTraits):
     style = t.Instance(Style)
     visible = t.Bool(True)
     opacity = t.Float(1.0, min=0.0, max=1.0)
-    detail = t.Int(0)  # bumped when the source reads a finer file (its finished overviews): redraw
 
     def __init__(
         self,
@@ -106,27 +105,10 @@ class RasterState(t.HasTraits):
         colormap: str | None = None,
         opacity: float = 1.0,
     ) -> None:
-        self._unsubscribe: Callable[[], None] | None = None
+        self.source = source  # a view may swap it (for the downloaded copy of a file read from the server)
         self.name = name or source.name
         self.feature = feature
         super().__init__(style=checked_style(source, bands, stretch, colormap), opacity=opacity)
-        self.source = source
-
-    @property
-    def source(self) -> RasterSource:
-        """The raster drawn; a view may swap it (for the downloaded copy of a file read from the server)."""
-        return self._source
-
-    @source.setter
-    def source(self, source: RasterSource) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-        self._source = source
-        self._unsubscribe = source.on_display_change(self._finer)
-
-    def _finer(self, source: RasterSource) -> None:
-        if source is self._source and source.overview_error is None:
-            self.detail += 1
 
     def histogram(self) -> Histogram:
         """The shown bands' histograms on one axis, from the statistics' decimated read."""

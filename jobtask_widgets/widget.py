@@ -337,8 +337,8 @@ class JobTaskWidget(PlainTextRepr, w.VBox):
         count = len(self.map.raster_layers) if self.map is not None else 0
         shown = self.map.view.rasters.values() if self.map is not None else ()
         pending = [s.source.name for s in shown if s.source.overviews_pending]
-        sharpening = f"; overviews of {', '.join(pending)} finishing in the background" if pending else ""
-        self.status.value = html.escape(f"{len(results)} files; {count} raster(s) on the map{sharpening}")
+        packing = f"; overviews of {', '.join(pending)} being compressed in the background" if pending else ""
+        self.status.value = html.escape(f"{len(results)} files; {count} raster(s) on the map{packing}")
 
     def _show_remote_map(self) -> None:
         """The map of the rasters read in place from the server, before anything is downloaded."""
@@ -440,11 +440,11 @@ class JobTaskWidget(PlainTextRepr, w.VBox):
         if fraction < 1.0:
             self.progress.bar_style = "info"
             self.status.value = SPINNER + html.escape(
-                f"{name} is on the map; its finer overviews are finishing in the background ({fraction:.0%})"
+                f"{name} is on the map; its overviews are being compressed in the background ({fraction:.0%})"
             )
         else:
             self.progress.bar_style = "success"
-            self.status.value = html.escape(f"{name}: overviews finished, the map is at full detail")
+            self.status.value = html.escape(f"{name}: overviews finished and compressed in the cache")
 
     def close(self) -> None:
         """Stop a running download, close the map, its controls and their rasters, then the widget."""

@@ -109,12 +109,18 @@ export default {
       highLabel.textContent = formatValue(shown[1], integer);
     };
 
-    const localX = (event) => event.clientX - svg.getBoundingClientRect().left;
+    // in the drawing's own units, whatever size the page draws it at (zoom, transforms)
+    const localX = (event) => {
+      const box = svg.getBoundingClientRect();
+      return ((event.clientX - box.left) * WIDTH) / (box.width || WIDTH);
+    };
+    let before = null; // the range when the drag began
     const onDown = (event) => {
       const which = event.target && event.target.dataset && event.target.dataset.which;
       if (!which) return;
       dragging = which;
       range = handleRange(model.get("ranges"), model.get("axis"));
+      before = range;
       svg.setPointerCapture(event.pointerId);
       event.preventDefault();
     };
@@ -127,8 +133,18 @@ export default {
       if (!dragging) return;
       range = dragTo(range, dragging, localX(event), model.get("axis"), model.get("integer"));
       dragging = null;
-      model.send({ kind: KINDS.RANGE, low: range[0], high: range[1] });
+      if (range[0] !== before[0] || range[1] !== before[1]) {
+        model.send({ kind: KINDS.RANGE, low: range[0], high: range[1] }); // one restyle per drag
+      } else {
+        range = null; // a click without a move changes nothing
+      }
       draw(); // the handles stay where they were let go until the kernel's new ranges arrive
+    };
+    const onCancel = () => {
+      if (!dragging) return;
+      dragging = null;
+      range = null; // the drag never ended: the handles go back
+      draw();
     };
     const onChange = () => {
       range = null;
@@ -137,7 +153,7 @@ export default {
     svg.addEventListener("pointerdown", onDown);
     svg.addEventListener("pointermove", onMove);
     svg.addEventListener("pointerup", onUp);
-    svg.addEventListener("pointercancel", onUp);
+    svg.addEventListener("pointercancel", onCancel);
     for (const name of ["bands", "axis", "ranges", "integer"]) model.on(`change:${name}`, onChange);
     draw();
     return () => {

@@ -133,20 +133,24 @@ def test_a_plot_that_closes_its_source_at_once_still_gets_the_overviews_finished
     assert len(list(cache.glob("overviews/*/cold.vrt"))) == 1
 
 
-def test_a_finer_file_redraws_the_tile_layer_once(cold: Path, cache: Path) -> None:
+def test_the_finished_entry_is_read_from_then_on_without_a_redraw(cold: Path, cache: Path) -> None:
     first, _ = overviews.first_overviews(cold)
     lock_path = first.parent.parent / f"{first.parent.name}.finish.lock"
+    told: list[RasterSource] = []
     with RasterSource(cold) as source:
-        state = RasterState(source)
-        layer = RasterTileLayer(ipyleaflet.Map(), state)
+        source.on_display_change(told.append)
+        layer = RasterTileLayer(ipyleaflet.Map(), RasterState(source))
         try:
             with open(lock_path, "w") as held:  # hold the finish back until the layer has drawn
                 fcntl.flock(held, fcntl.LOCK_EX)
-                source.display_path()
-                layer._cache[("kept", 0, 0, 0)] = ("image/png", b"old")
+                assert source.display_path() == first
+                before = source.preview(128).array
                 revision = layer.revision
-            assert source.wait_for_overviews(120)
-            assert layer.revision == revision + 1 and layer._cache == {} and state.detail == 1
+            assert source.wait_for_overviews(120) and told == [source]
+            assert source.display_path() == first.parent / "cold.vrt"
+            # the levels were only compressed, losslessly: the same pixels, so no redraw
+            np.testing.assert_array_equal(source.preview(128).array, before)
+            assert layer.revision == revision
         finally:
             layer.close()
 
@@ -185,3 +189,50 @@ def test_two_kernels_showing_the_same_raster_build_it_once(cold: Path, cache: Pa
         str(cache / "overviews" / Path(reports[0]["final"]).parent.name / "cold.vrt")
     }
     assert len([p for p in (cache / "overviews").iterdir() if p.is_dir()]) == 1  # one entry, no staging left
+
+
+def test_a_raster_with_a_mask_of_its_own_keeps_it_at_every_zoom(cache: Path, tmp_path: Path) -> None:
+    path = tmp_path / "masked.tif"
+    data = np.full((3, 3000, 3000), 90, dtype="uint8")
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(
+        path, "w", driver="GTiff", width=3000, height=3000, count=3, dtype="uint8", crs="EPSG:32633",
+        transform=rasters.BERLIN_UTM, tiled=True, blockxsize=256, blockysize=256,
+    ) as dst:  # fmt: skip
+        dst.write(data)
+        mask = np.zeros((3000, 3000), dtype="uint8")
+        mask[:, 1500:] = 255  # the left half masked out
+        dst.write_mask(mask)
+    with RasterSource(path) as source:
+        assert source.display_path().name == "masked.vrt"  # GDAL's build, in one step: the mask goes along
+        preview = source.preview(256).array
+        masked = np.ma.getmaskarray(preview)[0]
+        assert 0.45 < masked.mean() < 0.55 and masked[:, :100].all() and not masked[:, -100:].any()
+
+
+def test_levels_coarser_than_a_strip_are_averages_of_the_level_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobtask_widgets import overviewbuild
+
+    monkeypatch.setattr(overviewbuild, "STRIP_ROWS", 16)  # so levels 32 and 64 are coarser than a strip
+    ramp = (np.arange(128, dtype="float32")[:, None] * 1000 + np.arange(256, dtype="float32")[None, :])[None]
+    source = rasters.write(tmp_path / "ramp.tif", ramp)
+    overviewbuild.build_levels(str(source), tmp_path, [2, 4, 8, 16, 32, 64], workers=2)
+    for factor in (16, 32, 64):
+        with rasterio.open(tmp_path / f"ovr-{factor}.tif") as level:
+            got = level.read(1)
+        expected = ramp[0].reshape(128 // factor, factor, 256 // factor, factor).mean(axis=(1, 3))
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def test_a_failure_while_finishing_is_told_and_nothing_stays_pending(cold: Path, cache: Path) -> None:
+    first, _ = overviews.first_overviews(cold)
+    lock_path = first.parent.parent / f"{first.parent.name}.finish.lock"
+    with RasterSource(cold) as source:
+        with open(lock_path, "w") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            assert source.display_path() == first and source.overviews_pending
+            first.write_text("<VRTDataset")  # damaged under the waiting finish: it cannot be read
+        assert source.wait_for_overviews(60) and not source.overviews_pending
+        assert source.overview_error is not None and "could not be finished" in str(source.overview_error)
+    assert overviews.FINISHER.wait(60)

@@ -148,3 +148,11 @@ def test_a_longitude_from_another_copy_of_the_world_reads_the_same_pixel(tmp_pat
         here = source.values_at(13.3405, 52.5695)
         assert here == {"band 1": 30040}
         assert source.values_at(13.3405 + 360, 52.5695) == here == source.values_at(13.3405 - 720, 52.5695)
+
+
+def test_an_rgba_raster_gives_all_four_bands(tmp_path: Path) -> None:
+    path = rasters.rgba(tmp_path / "a.tif")  # grey 128, alpha 0 in the left 30 columns
+    with RasterSource(path) as source, rasterio.open(path) as ds:
+        inside = source.values_at(*lonlat_of(ds, 10, 45))
+        assert dict(inside) == {"red": 128, "green": 128, "blue": 128, "alpha": 255}
+        assert dict(source.values_at(*lonlat_of(ds, 10, 5))) == dict.fromkeys(inside)  # transparent: masked
