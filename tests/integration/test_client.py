@@ -14,6 +14,7 @@ from geopandas.testing import assert_geodataframe_equal
 
 import jobtask_widgets as jw
 from jobtask_widgets.client import Client, resolve_settings
+from jobtask_widgets.credentials import Credentials, hash_secret
 from jobtask_widgets.errors import APIError, AuthenticationError, NotFoundError
 from jobtask_widgets.sample import SAMPLE_USERS, Sample
 from jobtask_widgets.server import BackgroundServer, create_app
@@ -183,8 +184,7 @@ def test_results_json_as_dict_and_as_the_same_geodataframe_as_from_features(api:
 
 @pytest.mark.parametrize("key", ["key+with+plus", "100%real", "a b&c=d:e/f"])
 def test_api_keys_with_form_characters_log_in(own_sample: Sample, tmp_path: Path, key: str) -> None:
-    credentials = own_sample.root / "credentials.json"
-    credentials.write_text(json.dumps({**json.loads(credentials.read_text()), "project_api_key": key}))
+    Credentials({own_sample.project_id: hash_secret(key)}).save(own_sample.root / "credentials.json")
     with BackgroundServer(create_app(own_sample.root, cache_dir=tmp_path / "cache")) as server:
         client = Client(resolve_settings(api_url=server.url, project_id=own_sample.project_id, project_api_key=key))
         assert client.list_tasks(own_sample.project_id, own_sample.job_id)  # logged in with the key as it is
