@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging.config
+import os
 import socket
 import sys
 from collections.abc import Callable, Sequence
@@ -13,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import JobTaskError
+
+FACTORY = "jobtask_widgets.server.app:app_from_environment"  # the app of each worker of serve --workers N
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -104,17 +108,32 @@ def _server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", type=Path, help="where built archives go (default ROOT/.cache)")
     parser.add_argument("--public-url", help="base of signed URLs when behind a proxy")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes (default 1); more need --secret or JOBTASK_SERVER_SECRET")  # fmt: skip
     parser.add_argument("--log-format", default="text", choices=["text", "json"],
                         help="the log's lines: text, or one JSON object per line for a log collector")  # fmt: skip
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .server.app import create_app
+    from .server.app import OPTIONS_ENV, create_app
+    from .server.auth import SECRET_ENV
     from .server.logs import log_config
     from .server.run import bind
 
     # the process is ours: its warnings (from the app's start on) print as uvicorn's do
     logging.config.dictConfig(log_config(args.log_format, access=args.log_level in {"info", "debug"}))
+    workers = getattr(args, "workers", 1)
+    secret = args.secret or os.environ.get(SECRET_ENV)
+    if workers < 1:
+        print(f"error: --workers must be at least 1 (got {workers})", file=sys.stderr)
+        return 2
+    if workers > 1 and not secret:
+        print(
+            f"error: --workers {workers} needs a shared secret (--secret or {SECRET_ENV}): tokens and signed URLs "
+            "issued by one worker must verify in every other",
+            file=sys.stderr,
+        )
+        return 2
     try:
         app = create_app(
             args.root,
@@ -140,7 +159,19 @@ def _serve(args: argparse.Namespace) -> int:
             "as version 2, with hashes",
             file=sys.stderr,
         )
-    return _run(app, sock, args.log_level, banner=lambda url: _credentials_banner(app), log_format=args.log_format)
+    if workers > 1:  # each worker builds the same app from the environment; this one only checked the store
+        options = {
+            "root": str(args.root),
+            "credentials_file": str(args.credentials) if args.credentials else None,
+            "token_ttl": args.token_ttl,
+            "url_ttl": args.url_ttl,
+            "cache_dir": str(args.cache_dir) if args.cache_dir else None,
+            "public_url": args.public_url,
+        }
+        os.environ[OPTIONS_ENV] = json.dumps(options)
+        os.environ[SECRET_ENV] = str(secret)
+    return _run(app if workers == 1 else FACTORY, sock, args.log_level, banner=lambda url: _credentials_banner(app),
+                log_format=args.log_format, workers=workers)  # fmt: skip
 
 
 def _credentials_file(args: argparse.Namespace) -> Path:
@@ -279,10 +310,15 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _run(
-    app: FastAPI, sock: socket.socket, log_level: str, banner: Callable[[str], str], log_format: str = "text"
+    app: FastAPI | str,
+    sock: socket.socket,
+    log_level: str,
+    banner: Callable[[str], str],
+    log_format: str = "text",
+    workers: int = 1,
 ) -> int:
     """Serve until Ctrl-C; print ``API: <url>`` and the banner once listening."""
-    from .server.run import make_server, url_of
+    from .server.run import make_server, run_workers, url_of
 
     url = url_of(sock)
 
@@ -291,7 +327,11 @@ def _run(
         print(banner(url), flush=True)
         print("Press Ctrl-C to stop.", flush=True)
 
-    server = make_server(app, sock, on_listening=listening, log_level=log_level, log_format=log_format)
+    server = make_server(app, sock, on_listening=listening, log_level=log_level, log_format=log_format, workers=workers)
+    if workers > 1:
+        with contextlib.suppress(KeyboardInterrupt):
+            run_workers(server, sock, on_listening=listening)
+        return 0
     # uvicorn shuts down cleanly, then re-raises Ctrl-C: that is the normal way to stop
     with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=[sock])

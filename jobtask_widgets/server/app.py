@@ -8,6 +8,7 @@ Every JSON answer but the FeatureCollection and a successful token is the envelo
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -66,6 +67,15 @@ class ServerApp(FastAPI):
                 components.get("schemas", {}).pop(name, None)
             components.setdefault("responses", {}).update(ROUTING_ERRORS)
         return self.openapi_schema or {}
+
+
+OPTIONS_ENV = "JOBTASK_SERVE_OPTIONS"  # create_app's arguments (JSON) for each worker of ``serve --workers N``
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker of ``serve --workers N``: ``create_app(**json $JOBTASK_SERVE_OPTIONS)``,
+    its secret from ``JOBTASK_SERVER_SECRET`` (shared by every worker)."""
+    return create_app(**json.loads(os.environ[OPTIONS_ENV]))
 
 
 def create_app(

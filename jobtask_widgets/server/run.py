@@ -76,7 +76,7 @@ def default_limit_concurrency() -> int:
 class _Config(uvicorn.Config):
     """uvicorn's settings, plus the head deadline and the connection bound :class:`_Protocol` reads."""
 
-    def __init__(self, app: FastAPI, *, timeout_head: float, max_connections: int, **kwargs: Any) -> None:
+    def __init__(self, app: FastAPI | str, *, timeout_head: float, max_connections: int, **kwargs: Any) -> None:
         super().__init__(app, **kwargs)
         self.timeout_head = timeout_head
         self.max_connections = max_connections
@@ -246,7 +246,7 @@ def url_of(sock: socket.socket) -> str:
 
 
 def make_server(
-    app: FastAPI,
+    app: FastAPI | str,
     sock: socket.socket,
     *,
     on_listening: Callable[[], None] | None = None,
@@ -256,6 +256,7 @@ def make_server(
     limit_concurrency: int | None = None,
     backlog: int | None = None,
     log_format: str = "text",
+    workers: int = 1,
 ) -> uvicorn.Server:
     """A uvicorn server for ``app`` on ``sock``; run it with ``server.run(sockets=[sock])``.
 
@@ -265,6 +266,8 @@ def make_server(
         on_listening: Called once the server listens.
         log_level: uvicorn's log level; ``"info"`` and ``"debug"`` log every request (``accesslog.py``).
         log_format: ``"text"`` or ``"json"`` (one JSON object per line, for a log collector).
+        workers: Worker processes (:func:`run_workers`); more than one needs ``app`` as the import
+            string of an app factory (``"jobtask_widgets.server.app:app_from_environment"``).
         timeout_head: Seconds for a request's line and headers to arrive, from the connection's
             start or the end of the previous response; then 408 (or, when nothing came, a close).
         timeout_keep_alive: Seconds an idle kept-alive connection stays open.
@@ -293,10 +296,27 @@ def make_server(
         log_config=log_config(log_format, access=log_level in {"info", "debug"}),
         lifespan="off",
         access_log=False,
+        factory=isinstance(app, str),
+        workers=workers,
         timeout_keep_alive=timeout_keep_alive,
         backlog=backlog,
     )
     return _Server(config, on_listening)
+
+
+def run_workers(server: uvicorn.Server, sock: socket.socket, on_listening: Callable[[], None] | None = None) -> None:
+    """Serve with ``server.config.workers`` processes on ``sock`` (uvicorn's supervisor: it restarts a
+    worker that dies and stops them all on Ctrl-C); returns when they have stopped.
+
+    The socket listens before the workers start, so connections wait in its backlog meanwhile
+    rather than being refused; ``on_listening`` is called then.
+    """
+    from uvicorn.supervisors import Multiprocess
+
+    sock.listen(server.config.backlog)
+    if on_listening is not None:
+        on_listening()
+    Multiprocess(server.config, sockets=[sock]).run()
 
 
 class BackgroundServer:
