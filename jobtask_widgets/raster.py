@@ -166,7 +166,7 @@ class RasterSource:
                 raise RasterError(f"{self.label}: its URL expired and no new one could be had: {exc}") from exc
             with self._location_lock:
                 self._location, self._obtained = url, time.time()
-        self._drop_readers()
+        self._readers.drop()  # every reader reopens on the new URL
 
     def __enter__(self) -> RasterSource:
         return self
@@ -279,10 +279,6 @@ class RasterSource:
         if stop_listening is not None:
             stop_listening()
         self._finished_event.set()
-
-    def _drop_readers(self) -> None:
-        """Close every thread's reader: the idle ones now, each busy one as its read ends."""
-        self._readers.drop()
 
     @property
     def closed(self) -> bool:

@@ -12,22 +12,9 @@ import widget, {
   popupContent,
   waitFor,
 } from "../../jobtask_widgets/js/tilelayer.js";
+import { modelWith } from "./fakes.mjs";
 
-class FakeModel {
-  constructor(state) {
-    this.state = { active: false, attached: 0, ...state };
-    this.sent = [];
-    this.handlers = new Map();
-    this.saves = 0;
-  }
-  get(key) { return this.state[key]; }
-  set(key, value) { this.state[key] = value; this.emit(`change:${key}`); }
-  save_changes() { this.saves += 1; }
-  send(msg) { this.sent.push(msg); }
-  on(name, fn) { this.handlers.set(name, [...(this.handlers.get(name) || []), fn]); }
-  off(name, fn) { this.handlers.set(name, (this.handlers.get(name) || []).filter((f) => f !== fn)); }
-  emit(name, ...args) { for (const fn of this.handlers.get(name) || []) fn(...args); }
-}
+const FakeModel = modelWith({ active: false, attached: 0 });
 
 // A document whose elements are plain objects; setting innerHTML on any of them is recorded.
 class FakeDocument {

@@ -4,22 +4,9 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import widget, { KINDS, TileRequests, attachLayer, followViews, waitFor } from "../../jobtask_widgets/js/tilelayer.js";
+import { modelWith } from "./fakes.mjs";
 
-class FakeModel {
-  constructor(state) {
-    this.state = { revision: 0, opacity: 1, visible: true, min_zoom: 0, max_zoom: 24, bounds: [], attached: 0, ...state };
-    this.sent = [];
-    this.handlers = new Map();
-    this.saves = 0;
-  }
-  get(key) { return this.state[key]; }
-  set(key, value) { this.state[key] = value; this.emit(`change:${key}`); }
-  save_changes() { this.saves += 1; }
-  send(msg) { this.sent.push(msg); }
-  on(name, fn) { this.handlers.set(name, [...(this.handlers.get(name) || []), fn]); }
-  off(name, fn) { this.handlers.set(name, (this.handlers.get(name) || []).filter((f) => f !== fn)); }
-  emit(name, ...args) { for (const fn of this.handlers.get(name) || []) fn(...args); }
-}
+const FakeModel = modelWith({ revision: 0, opacity: 1, visible: true, min_zoom: 0, max_zoom: 24, bounds: [], attached: 0 });
 
 class FakeMap {
   constructor() { this.layers = new Set(); }
