@@ -34,14 +34,19 @@ def is_tiff(path: str | os.PathLike[str]) -> bool:
         return False
 
 
-def is_cog(path: str | os.PathLike[str]) -> bool:
+def is_cog(path: str | os.PathLike[str], *, known_tiff: bool = False) -> bool:
     """Whether ``path`` is a valid Cloud-Optimized GeoTIFF (rio-cogeo's ``cog_validate``).
 
     False for anything that is not a TIFF or that rasterio cannot read.
+
+    Args:
+        path: A local path, or a GDAL path (``/vsicurl/...``) with ``known_tiff``.
+        known_tiff: The caller has checked the file's first bytes already (a GDAL path cannot
+            be opened here to check them).
     """
     from rio_cogeo.cogeo import cog_validate
 
-    if not is_tiff(path):
+    if not known_tiff and not is_tiff(path):
         return False
     try:
         with warnings.catch_warnings():

@@ -90,7 +90,7 @@ class Credentials:
     projects: dict[str, str] = field(default_factory=dict)
     users: dict[str, User] = field(default_factory=dict)
     version: int = 2
-    source: Path | None = field(default=None, compare=False)
+    source: Path | str | None = field(default=None, compare=False)
 
     @property
     def project_id(self) -> str:

@@ -8,8 +8,10 @@ Every JSON answer but the FeatureCollection and a successful token is the envelo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -19,15 +21,17 @@ from .archive import ArchiveCache
 from .auth import MIN_TOKEN_TTL, Credentials, Signer
 from .dependencies import ServerSettings
 from .fileroutes import router as file_router
+from .objectstore import ObjectStore, is_store_url
 from .outputs import FileFacts
 from .problems import exception_handlers
 from .ratelimit import WINDOW, LoginLimiter
 from .routes import router
 from .stacroutes import router as stac_router
 from .store import Store
+from .storebase import TaskStore
 
 TITLE = "jobtask-widgets reference server"
-DESCRIPTION = """The job-task protocol over a store folder of task results.
+DESCRIPTION = """The job-task protocol over a store of task results (a folder or object storage).
 
 Every JSON answer but the FeatureCollection of `data-json/` and a successful token is the
 envelope `{"data": ..., "error": null}`; every error is `{"data": null, "error": {"code": ...,
@@ -88,44 +92,62 @@ def create_app(
     cache_dir: str | os.PathLike[str] | None = None,
     public_url: str | None = None,
     login_window: float = WINDOW,
+    endpoint_url: str | None = None,
+    redirect_downloads: bool = False,
 ) -> FastAPI:
-    """Build the server's app over a store folder.
+    """Build the server's app over a store: a folder, or object storage.
 
     Args:
-        root: The store's root folder (docs/architecture.md, "Store layout").
-        credentials_file: The accepted credentials; default ``ROOT/credentials.json``.
+        root: The store's root folder, or its URL in object storage (``s3://bucket/prefix``,
+            ``gs://``, ``az://``; docs/architecture.md, "Store layout" and "Object storage").
+        credentials_file: The accepted credentials; default the store's ``credentials.json``.
         login_window: Seconds over which failed logins are counted (``ratelimit.LIMIT`` of them
             for one client address or name, then 429 until the window passes).
         token_ttl: Seconds an access token lives, at least 300.
         url_ttl: Seconds a signed archive URL lives.
         secret: The HMAC secret of tokens and signed URLs; default ``JOBTASK_SERVER_SECRET``
             or a random one for this process.
-        cache_dir: Where built archives go; default ``ROOT/.cache``.
+        cache_dir: Where built archives go; default ``ROOT/.cache`` for a folder, and
+            ``~/.cache/jobtask-widgets/server/<hash of the URL>`` for object storage.
         public_url: The base of signed URLs behind a proxy; default the request's own.
+        endpoint_url: The endpoint of an S3-compatible store (MinIO, Ceph, moto).
+        redirect_downloads: Answer a signed file URL with a redirect (307) to the object
+            store's own presigned URL instead of sending the bytes (object storage only).
 
     Returns:
         The app, with its :class:`~.dependencies.ServerSettings` on ``app.state.settings``.
 
     Raises:
-        StoreError: when the store or the credentials file is broken (names the task).
-        ValueError: when a lifetime is out of range.
+        StoreError: when the store or the credentials file is broken (names the task), or
+            object storage cannot be read (``StoreUnreachable``).
+        ValueError: when a lifetime is out of range, the store URL is not usable, or an
+            option needs object storage.
     """
     if token_ttl < MIN_TOKEN_TTL:
         raise ValueError(f"token_ttl must be at least {MIN_TOKEN_TTL} s (got {token_ttl})")
     if url_ttl < 1:
         raise ValueError(f"url_ttl must be at least 1 s (got {url_ttl})")
-    store = Store(root)
+    store: TaskStore
+    if is_store_url(root):
+        store = ObjectStore(str(root), endpoint_url=endpoint_url)
+        default_cache = Path.home() / ".cache" / "jobtask-widgets" / "server" / _url_key(str(root))
+    else:
+        if endpoint_url or redirect_downloads:
+            raise ValueError(f"--endpoint-url and --redirect-downloads need a store in object storage, not {root}")
+        folder = Store(root)
+        store, default_cache = folder, folder.root / ".cache"
     store.check()
     settings = ServerSettings(
         store=store,
-        credentials=Credentials.load(credentials_file or store.root / "credentials.json"),
+        credentials=Credentials.load(credentials_file) if credentials_file else store.credentials(),
         signer=Signer(secret),
-        archives=ArchiveCache(cache_dir or store.root / ".cache"),
+        archives=ArchiveCache(cache_dir or default_cache),
         facts=FileFacts(),
         token_ttl=token_ttl,
         url_ttl=url_ttl,
         public_url=public_url,
         limiter=LoginLimiter(window=login_window),
+        redirect_downloads=redirect_downloads,
     )
     app = ServerApp(
         title=TITLE,
@@ -140,6 +162,10 @@ def create_app(
     app.include_router(file_router)
     app.include_router(stac_router)
     return app
+
+
+def _url_key(url: str) -> str:
+    return hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:16]
 
 
 __all__ = ["ServerApp", "create_app"]

@@ -47,8 +47,9 @@ from pathlib import Path
 from typing import Protocol
 
 from ..errors import StoreError
-from .errors import OutputChanging
-from .store import OpenFile, TaskRef, open_inside
+from .errors import NotInStore, OutputChanging
+from .store import OpenFile, open_inside
+from .storebase import Listed, StoreFile, TaskRef
 
 log = logging.getLogger("jobtask_widgets.server")
 
@@ -58,7 +59,7 @@ _ARCHIVE = re.compile(r"(?P<key>[0-9a-f]{32})(?:-(?P<sha256>[0-9a-f]{64}))?\.tar
 _LOCK = re.compile(r"[0-9a-f]{32}\.lock")
 _TEMP_PREFIX, _TEMP_SUFFIX = ".building-", ".tmp"
 
-Listing = list[tuple[str, Path]]
+Opener = Callable[[str], StoreFile]  # a result file by its path relative to output/; NotInStore when gone
 
 
 @dataclass(frozen=True)
@@ -83,15 +84,15 @@ class Archive:
         return f"sha-256=:{base64.b64encode(self.sha256).decode()}:"
 
 
-def _line(rel: str, st: os.stat_result) -> bytes:
-    return f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode()
+def _line(rel: str, size: int, mtime_ns: int) -> bytes:
+    return f"{rel}\0{size}\0{mtime_ns}\n".encode()
 
 
-def fingerprint(files: Listing) -> str:
+def fingerprint(files: list[Listed]) -> str:
     """A short hash of the files' relative paths, sizes and modification times."""
     digest = hashlib.sha256()
-    for rel, path in files:
-        digest.update(_line(rel, path.stat()))
+    for listed in files:
+        digest.update(_line(listed.path, listed.size, listed.mtime_ns))
     return digest.hexdigest()[:32]
 
 
@@ -109,38 +110,31 @@ class ArchiveCache:
     def __init__(self, cache_dir: str | os.PathLike[str]) -> None:
         self.folder = Path(cache_dir) / "archives"
 
-    def get(self, ref: TaskRef, files: Listing | Callable[[], Listing], *, within: Path | None = None) -> Archive:
+    def get(self, ref: TaskRef, files: Callable[[], list[Listed]], opener: Opener) -> Archive:
         """The archive of ``files`` for task ``ref``, built if it is not in the cache yet.
 
         See :meth:`open`; this one closes the archive at once.
         """
-        archive, opened = self.open(ref, files, within=within)
+        archive, opened = self.open(ref, files, opener)
         opened.close()
         return archive
 
-    def open(
-        self, ref: TaskRef, files: Listing | Callable[[], Listing], *, within: Path | None = None
-    ) -> tuple[Archive, OpenFile]:
+    def open(self, ref: TaskRef, files: Callable[[], list[Listed]], opener: Opener) -> tuple[Archive, OpenFile]:
         """The archive of task ``ref``, opened for reading, built first if it is not in the cache.
 
         Args:
             ref: The task.
-            files: Its files, ``(path relative to output/, path)``, or a function that lists
-                them (called again when they change during a build).
-            within: The folder every file must really be in, links followed (the task's own
-                ``output/``, resolved); ``None``: each file's own folder.
+            files: Lists its result files (called again when they change during a build).
+            opener: Opens one of them, by its path relative to ``output/`` (the store's
+                ``open_output_file``); raises ``NotInStore`` when it is gone.
 
         Raises:
             OutputChanging: when the files kept changing over :data:`MAX_BUILDS` builds.
         """
-        listing = files if callable(files) else lambda: files
         folder = self.folder / ref.project_id / ref.job_id / ref.task_id
         for _ in range(MAX_BUILDS):
-            current = listing()
-            try:
-                key = fingerprint(current)
-            except FileNotFoundError:  # a file went away since it was listed
-                continue
+            current = files()
+            key = fingerprint(current)
             found = _open_built(folder, key)
             if found is not None:
                 return found
@@ -150,7 +144,7 @@ class ArchiveCache:
                 if found is not None:
                     return found
                 try:
-                    built = _build(ref, current, folder, key, within)
+                    built = _build(ref, current, opener, folder, key)
                 except _Changed:
                     continue
             _remove_stale(folder, keep=built[0].path.name)
@@ -267,11 +261,12 @@ class _Hashing:
 
 
 class _Exact(io.RawIOBase):
-    """Reads exactly ``size`` bytes of an open file from its start; a shorter file raises ``_Changed``."""
+    """Reads exactly ``opened.size`` bytes of an open store file; a shorter or changed one raises ``_Changed``."""
 
-    def __init__(self, fd: int, size: int) -> None:
+    def __init__(self, opened: StoreFile) -> None:
         super().__init__()
-        self._fd, self._left, self._offset = fd, size, 0
+        self._chunks = opened.chunks(0, opened.size - 1, 1024 * 1024)
+        self._left, self._buffer, self._at = opened.size, b"", 0
 
     def readable(self) -> bool:
         return True
@@ -280,17 +275,19 @@ class _Exact(io.RawIOBase):
         n = self._left if n < 0 else min(n, self._left)
         parts = []
         while n > 0:
-            chunk = os.pread(self._fd, n, self._offset)
-            if not chunk:
-                raise _Changed
-            parts.append(chunk)
-            self._offset += len(chunk)
-            self._left -= len(chunk)
-            n -= len(chunk)
+            if self._at == len(self._buffer):
+                self._buffer, self._at = next(self._chunks, b""), 0
+                if not self._buffer:
+                    raise _Changed
+            part = self._buffer[self._at : self._at + n]
+            self._at += len(part)
+            self._left -= len(part)
+            n -= len(part)
+            parts.append(part)
         return b"".join(parts)
 
 
-def _build(ref: TaskRef, files: Listing, folder: Path, key: str, within: Path | None) -> tuple[Archive, OpenFile]:
+def _build(ref: TaskRef, files: list[Listed], opener: Opener, folder: Path, key: str) -> tuple[Archive, OpenFile]:
     """Build the archive of ``files`` into ``folder`` and publish it, opened, as ``KEY-SHA256.tar.gz``.
 
     Raises:
@@ -308,7 +305,7 @@ def _build(ref: TaskRef, files: Listing, folder: Path, key: str, within: Path | 
                 _GzipWriter(sink) as gz,
                 tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
             ):
-                read = _add_members(tar, gz, files, within)
+                read = _add_members(tar, gz, files, opener)
         if read != key:
             raise _Changed
         target = folder / f"{key}-{sink.sha256.hexdigest()}.tar.gz"
@@ -333,28 +330,26 @@ def _build(ref: TaskRef, files: Listing, folder: Path, key: str, within: Path | 
     return Archive(target, f'"{key}"', opened.stat.st_size, sink.sha256.digest()), opened
 
 
-def _add_members(tar: tarfile.TarFile, gz: _GzipWriter, files: Listing, within: Path | None) -> str:
-    """Add every file, each read once from one open file; return the fingerprint of what was read.
+def _add_members(tar: tarfile.TarFile, gz: _GzipWriter, files: list[Listed], opener: Opener) -> str:
+    """Add every file, each read once from one open version; return the fingerprint of what was read.
 
     Raises:
-        _Changed: when a file is gone, no longer a regular file inside ``within``, or changed
-            (size or time) while it was copied.
+        _Changed: when a file is gone, or changed while it was copied.
     """
     digest = hashlib.sha256()
-    for rel, path in files:
-        opened = open_inside(path, within if within is not None else path.parent.resolve())
-        if opened is None:
-            raise _Changed
+    for listed in files:
+        try:
+            opened = opener(listed.path)
+        except NotInStore:
+            raise _Changed from None
         with opened:
-            fd, before = opened.file.fileno(), opened.stat
-            member = tarfile.TarInfo(f"output/{rel}")
-            member.size, member.mtime, member.mode = before.st_size, int(before.st_mtime), 0o644
-            gz.store = not compressible_sample(os.pread(fd, SAMPLE_BYTES, 0))
-            tar.addfile(member, _Exact(fd, before.st_size))
-            after = os.fstat(fd)
-        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
-            raise _Changed
-        digest.update(_line(rel, before))
+            member = tarfile.TarInfo(f"output/{listed.path}")
+            member.size, member.mtime, member.mode = opened.size, int(opened.mtime), 0o644
+            gz.store = not compressible_sample(b"".join(opened.chunks(0, min(SAMPLE_BYTES, opened.size) - 1)))
+            tar.addfile(member, _Exact(opened))
+            if not opened.unchanged():
+                raise _Changed
+            digest.update(_line(listed.path, opened.size, opened.mtime_ns))
     gz.store = False  # the end-of-archive blocks
     return digest.hexdigest()[:32]
 

@@ -20,7 +20,7 @@ from .auth import Claims, Credentials, Signer
 from .outputs import FileFacts
 from .problems import not_found, unauthorized
 from .ratelimit import LoginLimiter
-from .store import Store, TaskRef
+from .storebase import TaskRef, TaskStore
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class ServerSettings:
     """Everything a route of one app reads, built once by ``create_app``.
 
     Attributes:
-        store: The store folder, checked at start.
+        store: The store (a folder or object storage), checked at start.
         credentials: The projects' keys and the users the token endpoint accepts.
         signer: Issues and checks tokens and signed archive URLs.
         archives: Builds and keeps the results archives.
@@ -37,9 +37,10 @@ class ServerSettings:
         url_ttl: Seconds a signed archive URL lives.
         public_url: The base of signed URLs behind a proxy, or ``None`` for the request's own.
         limiter: Failed logins per client address and name (429 over the limit).
+        redirect_downloads: Whether signed file URLs redirect to the object store's own.
     """
 
-    store: Store
+    store: TaskStore
     credentials: Credentials
     signer: Signer
     archives: ArchiveCache
@@ -48,6 +49,7 @@ class ServerSettings:
     url_ttl: int
     public_url: str | None = None
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
+    redirect_downloads: bool = False
 
 
 def server_settings(request: Request) -> ServerSettings:
@@ -65,7 +67,7 @@ def server_settings(request: Request) -> ServerSettings:
 Settings = Annotated[ServerSettings, Depends(server_settings)]
 
 
-def store_of(settings: Settings) -> Store:
+def store_of(settings: Settings) -> TaskStore:
     """The app's store."""
     return settings.store
 
@@ -85,7 +87,7 @@ def facts_of(settings: Settings) -> FileFacts:
     return settings.facts
 
 
-StoreDep = Annotated[Store, Depends(store_of)]
+StoreDep = Annotated[TaskStore, Depends(store_of)]
 SignerDep = Annotated[Signer, Depends(signer_of)]
 ArchivesDep = Annotated[ArchiveCache, Depends(archives_of)]
 FactsDep = Annotated[FileFacts, Depends(facts_of)]

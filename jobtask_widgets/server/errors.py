@@ -5,11 +5,16 @@ The store raises :class:`NotInStore` for a name it does not hold and
 table (``problems.ERROR_STATUS``) turns them into 404 and 500 answers (docs/architecture.md,
 "Errors").
 
+A store in object storage that cannot be read (down, or refusing the server's credentials)
+raises :class:`StoreUnreachable`, a 503.
+
 An archive build that keeps meeting an output that changes under it gives up with
 :class:`OutputChanging`, a 503: the client asks again later.
 """
 
 from __future__ import annotations
+
+from ..errors import StoreError
 
 
 class NotInStore(LookupError):
@@ -39,4 +44,12 @@ class OutputChanging(RuntimeError):
         self.message = message
 
 
-__all__ = ["NotInStore", "OutputChanging"]
+class StoreUnreachable(StoreError):
+    """Object storage that cannot be read now (unreachable, or refusing the server's credentials).
+
+    Args:
+        message: Which store, and its own message.
+    """
+
+
+__all__ = ["NotInStore", "OutputChanging", "StoreUnreachable"]

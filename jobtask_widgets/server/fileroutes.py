@@ -19,10 +19,12 @@ producer wrote, so they are sent as data, never as a page of the server's origin
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import RedirectResponse, Response
 
 from .auth import file_resource
 from .dependencies import FactsDep, Settings, SignerDep, StoreDep, VisibleTask
@@ -32,7 +34,7 @@ from .models import QUICKLOOK_CONTENT, RESULT_FILE_CONTENT, ResultFile, ResultFi
 from .outputs import Facts, FileFacts, media_type_of
 from .routes import TASK, errors
 from .signed import Signing, require_signature
-from .store import OpenFile, Store, TaskRef
+from .storebase import StoreFile, TaskRef, TaskStore
 
 log = logging.getLogger("jobtask_widgets.server")
 
@@ -57,13 +59,14 @@ _FILE_HEADERS: dict[str, Any] = {
 router = APIRouter()
 
 
-def result_files(store: Store, facts: FileFacts, ref: TaskRef, *, with_raster: bool) -> list[tuple[str, Facts]]:
+def result_files(store: TaskStore, facts: FileFacts, ref: TaskRef, *, with_raster: bool) -> list[tuple[str, Facts]]:
     """``(path, facts)`` of every result file still there when it is opened.
 
     A name that is not UTF-8 cannot be put in a URL: it is left out, with a warning naming it.
     """
     found = []
-    for path, _ in store.output_files(ref):
+    for listed in store.output_files(ref):
+        path = listed.path
         try:
             path.encode("utf-8")
         except UnicodeEncodeError:
@@ -78,10 +81,10 @@ def result_files(store: Store, facts: FileFacts, ref: TaskRef, *, with_raster: b
     return found
 
 
-def _send(request: Request, opened: OpenFile, name: str) -> OpenFileResponse:
+def _send(request: Request, opened: StoreFile, name: str) -> OpenFileResponse:
     """A signed file's answer: the safe headers, its disposition, its version's ETag, ranges."""
     headers = {**SAFE_HEADERS, "content-disposition": disposition(name, opened.media_type)}
-    return file_response(opened, request.headers, etag=version_etag(opened.stat), headers=headers)
+    return file_response(opened, request.headers, etag=version_etag(opened), headers=headers)
 
 
 def disposition(name: str, media_type: str) -> str:
@@ -119,7 +122,16 @@ _SIGNED_QUERY = {
 }
 
 
-def _file_options(summary: str, content: dict[str, Any]) -> dict[str, Any]:
+_REDIRECT = {
+    307: {
+        "description": "With `serve --redirect-downloads` over object storage: the store's own presigned "
+        "URL of the file, in `Location`.",
+        "headers": {"Location": {**_HEADER, "description": "The presigned URL."}},
+    }
+}
+
+
+def _file_options(summary: str, content: dict[str, Any], *, redirects: bool = False) -> dict[str, Any]:
     return dict(
         summary=summary,
         response_class=OpenFileResponse,
@@ -131,30 +143,42 @@ def _file_options(summary: str, content: dict[str, Any]) -> dict[str, Any]:
                 "content": content,
                 "headers": _FILE_HEADERS,
             },
+            **(_REDIRECT if redirects else {}),
             **errors(_SIGNED_ERRORS),
         },
     )
 
 
-@router.get(FILE, operation_id="result_file_get", **_file_options("One result file", RESULT_FILE_CONTENT))
-@router.head(FILE, operation_id="result_file_head", **_file_options("One result file", RESULT_FILE_CONTENT))
+@router.get(
+    FILE, operation_id="result_file_get", **_file_options("One result file", RESULT_FILE_CONTENT, redirects=True)
+)
+@router.head(
+    FILE, operation_id="result_file_head", **_file_options("One result file", RESULT_FILE_CONTENT, redirects=True)
+)
 def result_file(
     request: Request,
     signer: SignerDep,
-    store: StoreDep,
+    settings: Settings,
     project_id: str,
     job_id: str,
     task_id: str,
     path: str,
     expires: Annotated[str, _SIGNED_QUERY["expires"]] = "",
     signature: Annotated[str, _SIGNED_QUERY["signature"]] = "",
-) -> OpenFileResponse:
-    """One file of a task's ``output/`` at a signed URL; ranges read it in place."""
+) -> Response:
+    """One file of a task's ``output/`` at a signed URL; ranges read it in place (or, with
+    ``--redirect-downloads``, a 307 to the object store's own presigned URL)."""
     resource = file_resource(project_id, job_id, task_id, "output", path)
     require_signature(
         request, signer, resource, expires, signature, what="file URL", thing="this file", ask="outputs/files/"
     )
-    opened = store.open_output_file(TaskRef(project_id, job_id, task_id), path, media_type_of(path))
+    ref = TaskRef(project_id, job_id, task_id)
+    opened = settings.store.open_output_file(ref, path, media_type_of(path))  # 404 here, not at the store
+    if settings.redirect_downloads:
+        with opened:
+            target = settings.store.presigned_url(ref, path, timedelta(seconds=settings.url_ttl))
+        if target is not None:
+            return RedirectResponse(target, status_code=307, headers={"cache-control": "private, no-store"})
     return _send(request, opened, path.rsplit("/", 1)[-1])
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Mapping
 from email.utils import formatdate
 from secrets import token_hex
@@ -30,7 +29,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from .ranges import parse_range
-from .store import OpenFile
+from .storebase import StoreFile, etag_of_version
 
 log = logging.getLogger("jobtask_widgets.server")
 
@@ -38,20 +37,19 @@ CHUNK = 256 * 1024
 MAX_RANGES = 100  # more, once merged, and the whole file is sent (as FileResponse does)
 
 
-def stat_etag(st: os.stat_result) -> str:
+def stat_etag(opened: StoreFile) -> str:
     """The ETag Starlette's ``FileResponse`` gives a file of this size and time."""
-    return f'"{hashlib.md5(f"{st.st_mtime}-{st.st_size}".encode(), usedforsecurity=False).hexdigest()}"'
+    return f'"{hashlib.md5(f"{opened.mtime}-{opened.size}".encode(), usedforsecurity=False).hexdigest()}"'
 
 
-def version_etag(st: os.stat_result) -> str:
-    """A strong ETag of one version of a file: inode, size, and modification and change times.
+def version_etag(opened: StoreFile) -> str:
+    """A strong ETag of one version of a file (:attr:`~.storebase.StoreFile.version`).
 
-    Unlike :func:`stat_etag`, a rewrite in place that keeps the size and restores the
-    modification time gets another one (its change time moves), so ``If-Range`` never joins
-    two versions of a result file.
+    Unlike :func:`stat_etag`, a local file rewritten in place that keeps its size and restores
+    its modification time gets another one (its change time moves), so ``If-Range`` never
+    joins two versions of a result file.
     """
-    version = f"{st.st_ino}-{st.st_size}-{st.st_mtime_ns}-{st.st_ctime_ns}"
-    return f'"{hashlib.sha256(version.encode()).hexdigest()[:32]}"'
+    return etag_of_version(opened.version)
 
 
 def requested_ranges(
@@ -85,13 +83,13 @@ class OpenFileResponse(Response):
 
     def __init__(
         self,
-        opened: OpenFile,
+        opened: StoreFile,
         *,
         ranges: list[tuple[int, int]] | None,
         headers: Mapping[str, str],
     ) -> None:
         self._opened = opened
-        size = opened.stat.st_size
+        size = opened.size
         all_headers = {**headers}
         self._parts: list[tuple[bytes, int, int]] = []  # (part head, first, last) per range
         self._tail = b""
@@ -130,7 +128,7 @@ class OpenFileResponse(Response):
                         log.warning(
                             "%s was rewritten in place while it was sent: the answer was cut short "
                             "(write a new file and rename it over the old one instead)",
-                            self._opened.path,
+                            self._opened.where,
                         )
                     group.cancel_scope.cancel()
 
@@ -143,18 +141,16 @@ class OpenFileResponse(Response):
 
     async def _send_body(self, send: Send) -> bool:
         """Send the parts; False when the file changed meanwhile and the answer was left unfinished."""
-        fd, at_open = self._opened.file.fileno(), self._opened.stat
+        opened = self._opened
         for head, first, last in self._parts:
             if head:
                 await send({"type": "http.response.body", "body": head, "more_body": True})
-            offset = first
-            while offset <= last:
-                chunk = await anyio.to_thread.run_sync(os.pread, fd, min(CHUNK, last - offset + 1), offset)
-                now = os.fstat(fd)  # after the read: a chunk read across a rewrite is never sent
-                if not chunk or (now.st_size, now.st_mtime_ns) != (at_open.st_size, at_open.st_mtime_ns):
-                    return False
-                offset += len(chunk)
+            chunks, sent = opened.chunks(first, last, CHUNK), 0
+            while (chunk := await anyio.to_thread.run_sync(next, chunks, b"")) != b"":
+                sent += len(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if sent != last - first + 1 or not opened.unchanged():
+                return False
             if head:
                 await send({"type": "http.response.body", "body": b"\r\n", "more_body": True})
         await send({"type": "http.response.body", "body": self._tail, "more_body": False})
@@ -162,7 +158,7 @@ class OpenFileResponse(Response):
 
 
 def file_response(
-    opened: OpenFile,
+    opened: StoreFile,
     request_headers: Headers,
     *,
     etag: str | None = None,
@@ -183,14 +179,13 @@ def file_response(
         RangeNotSatisfiable: when a range lies outside the file.
     """
     try:
-        st = opened.stat
         validators = {
             "accept-ranges": "bytes",
-            "etag": etag or stat_etag(st),
-            "last-modified": formatdate(st.st_mtime, usegmt=True),
+            "etag": etag or stat_etag(opened),
+            "last-modified": formatdate(opened.mtime, usegmt=True),
         }
         etag, last_modified = validators["etag"], validators["last-modified"]
-        ranges = requested_ranges(request_headers, st.st_size, etag, last_modified, what=what)
+        ranges = requested_ranges(request_headers, opened.size, etag, last_modified, what=what)
         return OpenFileResponse(opened, ranges=ranges, headers={**validators, **(headers or {})})
     except BaseException:
         opened.close()

@@ -22,12 +22,11 @@ from __future__ import annotations
 import hashlib
 import math
 import mimetypes
-import os
 import threading
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 
 import pystac
@@ -35,8 +34,8 @@ import rasterio
 from rasterio.errors import RasterioError
 from rio_stac.stac import get_dataset_geom, get_eobands_info, get_projection_info, get_raster_info
 
-from ..cog import GEOTIFF_SUFFIXES, is_cog, is_tiff
-from .store import OpenFile
+from ..cog import GEOTIFF_SUFFIXES, TIFF_MAGIC, is_cog
+from .storebase import StoreFile
 
 CACHE_SIZE = 4096
 VECTOR_TYPES = {  # suffix: media type, for the vector formats the field uses
@@ -136,7 +135,7 @@ class FileFacts:
             while len(self._cache) > self._size:
                 self._cache.popitem(last=False)
 
-    def of(self, path: str, opened: OpenFile, *, with_raster: bool = False) -> Facts:
+    def of(self, path: str, opened: StoreFile, *, with_raster: bool = False) -> Facts:
         """The facts of one open result file (which stays open; the caller closes it).
 
         Args:
@@ -145,21 +144,21 @@ class FileFacts:
             with_raster: Whether the raster fields are wanted too (the STAC Item's); a file
                 list needs only the digest.
         """
-        st = opened.stat
-        key = (path, str(opened.path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        key = (path, opened.where, opened.version)
         found = self._get(key)
         wants_raster = with_raster and PurePosixPath(path).suffix.lower() in GEOTIFF_SUFFIXES
         if found is not None and (found.raster_read or not wants_raster):
             return found
         readable = _readable_path(opened) if path.lower().endswith(GEOTIFF_SUFFIXES) else None
-        if found is not None:
-            sha256, media_type = found.sha256, found.media_type
-        else:
-            sha256, media_type = _sha256(opened), media_type_of(path)
-            if readable is not None and is_cog(readable):
-                media_type = str(pystac.MediaType.COG)  # a few header reads: cheap next to the digest
-        raster = _raster_facts(readable) if wants_raster and readable is not None else None
-        facts = Facts(media_type, sha256, st.st_size, _roles(path), raster, raster_read=wants_raster)
+        with _remote_reads():
+            if found is not None:
+                sha256, media_type = found.sha256, found.media_type
+            else:
+                sha256, media_type = _sha256(opened), media_type_of(path)
+                if readable is not None and is_cog(readable, known_tiff=True):
+                    media_type = str(pystac.MediaType.COG)  # a few header reads: cheap next to the digest
+            raster = _raster_facts(readable) if wants_raster and readable is not None else None
+        facts = Facts(media_type, sha256, opened.size, _roles(path), raster, raster_read=wants_raster)
         self._put(key, facts)
         return facts
 
@@ -173,19 +172,25 @@ def _roles(path: str) -> tuple[str, ...]:
     return ()
 
 
-def _sha256(opened: OpenFile) -> str:
-    digest, offset, fd = hashlib.sha256(), 0, opened.file.fileno()
-    while chunk := os.pread(fd, _CHUNK, offset):
+def _sha256(opened: StoreFile) -> str:
+    digest = hashlib.sha256()
+    for chunk in opened.chunks(size=_CHUNK):
         digest.update(chunk)
-        offset += len(chunk)
     return digest.hexdigest()
 
 
-def _readable_path(opened: OpenFile) -> str | None:
-    """Where GDAL can read the open file itself (Linux's ``/proc/self/fd/N``), when it is a TIFF; else None."""
-    fd_path = f"/proc/self/fd/{opened.file.fileno()}"
-    readable = fd_path if Path(fd_path).exists() else (str(opened.path) if opened.path is not None else None)
-    return readable if readable is not None and is_tiff(readable) else None
+def _readable_path(opened: StoreFile) -> str | None:
+    """Where GDAL can read this very version of the file (see ``StoreFile.gdal_path``), when it
+    starts as a TIFF; else None."""
+    if b"".join(opened.chunks(0, 3)) not in TIFF_MAGIC:
+        return None
+    return opened.gdal_path()
+
+
+def _remote_reads() -> rasterio.Env:
+    """GDAL's options for reading a presigned object URL, for these reads only: no listing of
+    the URL's "folder", and GET instead of HEAD (a URL signed for GET refuses HEAD)."""
+    return rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR", CPL_VSIL_CURL_USE_HEAD="NO")
 
 
 def _raster_facts(path: str) -> RasterFacts | None:

@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import StoreError
-from .errors import NotInStore, OutputChanging
+from .errors import NotInStore, OutputChanging, StoreUnreachable
 from .ranges import MalformedRange, RangeNotSatisfiable
 
 # The error codes of the job-task protocol, by HTTP status (docs/architecture.md, "Errors").
@@ -47,6 +47,7 @@ ERROR_STATUS: dict[type[Exception], tuple[int, str]] = {
     MalformedRange: (400, "{exc}"),
     RangeNotSatisfiable: (416, "{exc}"),
     StoreError: (500, "the store is broken: {exc}"),
+    StoreUnreachable: (503, "{exc}"),
     OutputChanging: (503, "{exc}"),
 }
 

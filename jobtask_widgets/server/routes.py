@@ -174,7 +174,7 @@ def data_json(ref: VisibleTask, store: StoreDep, request: Request) -> OpenFileRe
 )
 def results_url(ref: VisibleTask, request: Request, settings: Settings) -> ResultsUrlAnswer:
     """A URL that opens this task's archive only, without a token, for ``url_ttl`` seconds."""
-    settings.store.task_dir(ref)
+    settings.store.require_task(ref)
     signing = Signing(request, settings)
     query = urlencode(settings.signer.sign_archive(ref.project_id, ref.job_id, ref.task_id, signing.expires))
     path = ARCHIVE.format(project_id=ref.project_id, job_id=ref.job_id, task_id=ref.task_id)
@@ -243,8 +243,7 @@ def archive(
         ask="downloads/results/",
     )
     ref = TaskRef(project_id, job_id, task_id)
-    output = store.output_dir(ref)
-    built, opened = archives.open(ref, lambda: store.output_files(ref), within=output)
+    built, opened = archives.open(ref, lambda: store.output_files(ref), lambda path: store.open_output_file(ref, path))
     headers = {
         "cache-control": "private, no-transform",
         "repr-digest": built.repr_digest,

@@ -25,7 +25,7 @@ from .outputs import FileFacts
 from .routes import TASK, errors
 from .signed import Signing
 from .stac import QuicklookAsset, ResultAsset, item_dict, task_item
-from .store import QUICKLOOK_TYPES, Store, TaskRef
+from .storebase import QUICKLOOK_TYPES, TaskRef, TaskStore, read_all
 
 log = logging.getLogger("jobtask_widgets.server")
 
@@ -36,7 +36,7 @@ _NOT_FOUND_TASK = "Unknown project, job or task (or one the token may not open),
 router = APIRouter()
 
 
-def _features(store: Store, ref: TaskRef) -> list[dict[str, Any]]:
+def _features(store: TaskStore, ref: TaskRef) -> list[dict[str, Any]]:
     """The features of the task's data.json; none when it has none or it is not a FeatureCollection."""
     try:
         opened = store.open_data_json(ref)
@@ -44,7 +44,7 @@ def _features(store: Store, ref: TaskRef) -> list[dict[str, Any]]:
         return []
     with opened:
         try:
-            collection = json.loads(opened.file.readall())
+            collection = json.loads(read_all(opened))
         except (ValueError, UnicodeDecodeError):
             log.warning("the data.json of %s is not JSON: its Item's geometry comes from the rasters", ref)
             return []
@@ -63,10 +63,7 @@ def _item(ref: TaskRef, settings: ServerSettings, facts: FileFacts, signing: Sig
         QuicklookAsset(name, QUICKLOOK_TYPES[name[name.rfind(".") :].lower()], signing.url(ref, "quicklook", name))
         for name in store.quicklook_names(ref)
     ]
-    try:
-        info_time = datetime.fromtimestamp((store.task_dir(ref) / "info.json").stat().st_mtime, UTC)
-    except OSError:  # gone meanwhile: the next request says so
-        info_time = datetime.now(UTC)
+    info_time = datetime.fromtimestamp(store.info_time(ref), UTC)
     item = task_item(
         info,
         _features(store, ref),
@@ -90,7 +87,7 @@ def _item(ref: TaskRef, settings: ServerSettings, facts: FileFacts, signing: Sig
 )
 def task_stac(ref: VisibleTask, request: Request, settings: Settings, facts: FactsDep) -> JSONResponse:
     """The task's results as a STAC 1.1 Item, readable by pystac, GDAL, QGIS and STAC Browser."""
-    settings.store.task_dir(ref)
+    settings.store.require_task(ref)
     return JSONResponse(_item(ref, settings, facts, Signing(request, settings)), media_type=STAC_MEDIA_TYPE)
 
 

@@ -30,36 +30,28 @@ import io
 import mimetypes
 import os
 import stat
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from ..credentials import Credentials
 from ..errors import StoreError
 from ..jsonfile import read_json_object
 from ..storelayout import ID_PATTERN, is_valid_id, regular_files
 from .errors import NotInStore
-
-QUICKLOOK_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
-
-
-@dataclass(frozen=True)
-class TaskRef:
-    """The ids that name one job task."""
-
-    project_id: str
-    job_id: str
-    task_id: str
-
-    def __str__(self) -> str:
-        return f"project {self.project_id} / job {self.job_id} / task {self.task_id}"
+from .storebase import CHUNK, QUICKLOOK_TYPES, Listed, TaskRef, is_relative_path
 
 
 @dataclass(frozen=True)
 class OpenFile:
-    """A regular file of the store, opened for reading; close it (or use it in a ``with`` block).
+    """A regular file of the store folder, opened for reading (a :class:`~.storebase.StoreFile`);
+    close it (or use it in a ``with`` block).
 
     Attributes:
-        file: The open file (unbuffered; read it with ``os.pread`` or ``read``).
+        file: The open file (unbuffered; read at offsets with ``os.pread``).
         stat: Its ``fstat`` as it was opened: the size and time to announce.
         media_type: What it is, for ``Content-Type``.
         path: Where it was opened, for messages.
@@ -69,6 +61,55 @@ class OpenFile:
     stat: os.stat_result
     media_type: str = "application/octet-stream"
     path: Path | None = None
+
+    @property
+    def size(self) -> int:
+        """Its size as opened."""
+        return self.stat.st_size
+
+    @property
+    def mtime(self) -> float:
+        """Its modification time as opened, in seconds."""
+        return self.stat.st_mtime
+
+    @property
+    def mtime_ns(self) -> int:
+        """Its modification time as opened, in nanoseconds."""
+        return self.stat.st_mtime_ns
+
+    @property
+    def version(self) -> str:
+        """Inode, size, and modification and change times: a rewrite in place that keeps the size
+        and restores the modification time still moves the change time."""
+        st = self.stat
+        return f"{st.st_ino}-{st.st_size}-{st.st_mtime_ns}-{st.st_ctime_ns}"
+
+    @property
+    def where(self) -> str:
+        """Where it was opened."""
+        return str(self.path)
+
+    def chunks(self, first: int = 0, last: int | None = None, size: int = CHUNK) -> Iterator[bytes]:
+        """Bytes ``first``..``last`` of the open file; stops short when it is rewritten in place."""
+        fd = self.file.fileno()
+        last = self.stat.st_size - 1 if last is None else last
+        offset = first
+        while offset <= last:
+            chunk = os.pread(fd, min(size, last - offset + 1), offset)
+            if not chunk or not self.unchanged():  # checked after the read: a chunk across a rewrite is never given
+                return
+            offset += len(chunk)
+            yield chunk
+
+    def unchanged(self) -> bool:
+        """Whether the open file still has the size and time it was opened with."""
+        now = os.fstat(self.file.fileno())
+        return (now.st_size, now.st_mtime_ns) == (self.stat.st_size, self.stat.st_mtime_ns)
+
+    def gdal_path(self) -> str | None:
+        """``/proc/self/fd/N`` (this very open file) where the system has it, else the path opened."""
+        fd_path = f"/proc/self/fd/{self.file.fileno()}"
+        return fd_path if Path(fd_path).exists() else (str(self.path) if self.path is not None else None)
 
     def close(self) -> None:
         """Close the file."""
@@ -294,18 +335,57 @@ class Store:
             raise NotInStore(f"unknown {what}")
         return opened
 
-    def output_files(self, ref: TaskRef) -> list[tuple[str, Path]]:
-        """The regular files under a task's ``output/``: ``(path relative to output/, resolved path)``.
+    def output_files(self, ref: TaskRef) -> list[Listed]:
+        """The regular files under a task's ``output/``, sorted by path relative to it.
 
-        Sorted by relative path. Links to files are followed only while they stay inside the
-        task's own ``output/``; links to folders are not followed; anything else (devices,
-        sockets, links elsewhere) is left out.
+        Links to files are followed only while they stay inside the task's own ``output/``;
+        links to folders are not followed; anything else (devices, sockets, links elsewhere)
+        is left out. A file gone between listing and its ``stat`` is left out too.
 
         Raises:
             NotInStore: when the task is unknown.
         """
         output = self.output_dir(ref)
-        return regular_files(output, inside=output) if output is not None else []
+        listed = []
+        for rel, path in regular_files(output, inside=output) if output is not None else []:
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            listed.append(Listed(rel, st.st_size, st.st_mtime_ns))
+        return listed
+
+    def require_task(self, ref: TaskRef) -> None:
+        """Raise :class:`NotInStore` when the task is unknown."""
+        self.task_dir(ref)
+
+    def info_time(self, ref: TaskRef) -> float:
+        """When a task's ``info.json`` was last written (now, when it is gone meanwhile).
+
+        Raises:
+            NotInStore: when the task is unknown.
+        """
+        try:
+            return (self.task_dir(ref) / "info.json").stat().st_mtime
+        except OSError:
+            return time.time()
+
+    def presigned_url(self, ref: TaskRef, path: str, expires: timedelta) -> str | None:
+        """None: a folder has no URLs of its own (file URLs are always served)."""
+        return None
+
+    def credentials(self) -> Credentials:
+        """``ROOT/credentials.json``.
+
+        Raises:
+            StoreError: when it is missing or broken.
+        """
+        return Credentials.load(self.root / "credentials.json")
+
+    @property
+    def where(self) -> str:
+        """The root folder."""
+        return str(self.root)
 
     # -- start-up check ----------------------------------------------------------------------
     def check(self) -> list[TaskRef]:
@@ -346,12 +426,6 @@ class Store:
         return refs
 
 
-def is_relative_path(path: str) -> bool:
-    """Whether ``path`` is a plain relative ``/``-separated path: no empty, ``.`` or ``..`` part, no NUL."""
-    parts = path.split("/")
-    return bool(path) and "\0" not in path and all(part not in ("", ".", "..") for part in parts)
-
-
 def _regular_inside(path: Path, base: Path) -> bool:
     resolved = resolve(path)
     return resolved is not None and resolved.is_relative_to(base) and resolved.is_file()
@@ -366,3 +440,6 @@ def _read_info(path: Path, inside: Path | None) -> dict[str, Any]:
         raise StoreError("no info.json") from exc
     except ValueError as exc:
         raise StoreError(f"info.json {exc}") from exc
+
+
+__all__ = ["QUICKLOOK_TYPES", "OpenFile", "Store", "TaskRef", "is_relative_path", "open_inside", "resolve"]

@@ -11,7 +11,8 @@ import zlib
 from pathlib import Path
 
 from jobtask_widgets.server.archive import ArchiveCache, compressible
-from jobtask_widgets.server.store import TaskRef
+from jobtask_widgets.server.store import OpenFile, TaskRef, open_inside
+from jobtask_widgets.server.storebase import Listed
 
 
 def test_mixed_archives_read_back_in_every_mode(tmp_path: Path) -> None:
@@ -26,8 +27,15 @@ def test_mixed_archives_read_back_in_every_mode(tmp_path: Path) -> None:
         (tmp_path / "out" / rel).write_bytes(data)
     assert not compressible(tmp_path / "out" / "a/random.bin")
     assert compressible(tmp_path / "out" / "data.json")
-    listing = sorted((rel, tmp_path / "out" / rel) for rel in files)
-    archive = ArchiveCache(tmp_path / "cache").get(TaskRef("p", "j", "t"), listing)
+    out = (tmp_path / "out").resolve()
+    listing = [Listed(rel, (out / rel).stat().st_size, (out / rel).stat().st_mtime_ns) for rel in sorted(files)]
+
+    def opener(rel: str) -> OpenFile:
+        opened = open_inside(out / rel, out)
+        assert opened is not None
+        return opened
+
+    archive = ArchiveCache(tmp_path / "cache").get(TaskRef("p", "j", "t"), lambda: listing, opener)
     raw = archive.path.read_bytes()
     assert raw[:2] == b"\x1f\x8b"
     # one gzip member: decompressing the first member yields the whole tar

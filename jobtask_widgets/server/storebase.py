@@ -1,0 +1,185 @@
+"""What every store gives the app, whether it is a folder (``store.py``) or object storage
+(``objectstore.py``): the same layout, the same names, the same errors.
+
+```
+ROOT/credentials.json
+ROOT/projects/{p}/jobs/{j}/tasks/{t}/
+    info.json      the task's metadata
+    output/        data.json and the result files
+    quicklooks/    PNG/JPEG previews
+```
+
+A store hands a file over opened, as a :class:`StoreFile`: its size, time and version as they
+were when it was opened, and reads of exactly that version (a local file through its open
+descriptor; an object through ranged GETs conditional on its ETag). A read that meets another
+version reports it (:meth:`StoreFile.unchanged` turns False), so no answer and no archive ever
+joins two versions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol, Self
+
+from ..credentials import Credentials
+
+QUICKLOOK_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
+CHUNK = 256 * 1024
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    """The ids that name one job task."""
+
+    project_id: str
+    job_id: str
+    task_id: str
+
+    def __str__(self) -> str:
+        return f"project {self.project_id} / job {self.job_id} / task {self.task_id}"
+
+    @property
+    def key(self) -> str:
+        """The task's folder, relative to the store's root: ``projects/{p}/jobs/{j}/tasks/{t}``."""
+        return f"projects/{self.project_id}/jobs/{self.job_id}/tasks/{self.task_id}"
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One result file as a listing saw it.
+
+    Attributes:
+        path: Its path relative to the task's ``output/``, ``/``-separated.
+        size: Its size in bytes.
+        mtime_ns: Its modification time, in nanoseconds since the epoch.
+    """
+
+    path: str
+    size: int
+    mtime_ns: int
+
+
+class StoreFile(Protocol):
+    """One version of a file of the store, opened for reading; close it (or use ``with``)."""
+
+    @property
+    def media_type(self) -> str:
+        """What it is, for ``Content-Type``."""
+
+    @property
+    def size(self) -> int:
+        """Its size in bytes, as opened."""
+
+    @property
+    def mtime(self) -> float:
+        """Its modification time in seconds since the epoch, as opened."""
+
+    @property
+    def mtime_ns(self) -> int:
+        """Its modification time in nanoseconds, as opened."""
+
+    @property
+    def version(self) -> str:
+        """A text that differs between any two versions of the file (for a strong ETag)."""
+
+    @property
+    def where(self) -> str:
+        """Where it is, for messages (a path or an object URL)."""
+
+    def chunks(self, first: int = 0, last: int | None = None, size: int = CHUNK) -> Iterator[bytes]:
+        """Its bytes ``first``..``last`` (inclusive; default to the end) in chunks of about ``size``.
+
+        Stops early (short) when the file is no longer the version that was opened; then
+        :meth:`unchanged` is False.
+        """
+
+    def unchanged(self) -> bool:
+        """Whether every read so far met the version that was opened."""
+
+    def gdal_path(self) -> str | None:
+        """A path GDAL can open this very version at (``/proc/self/fd/N``, a presigned
+        ``/vsicurl/`` URL), or None."""
+
+    def close(self) -> None:
+        """Let it go."""
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class TaskStore(Protocol):
+    """Read access to a store of job tasks: a folder or object storage."""
+
+    @property
+    def where(self) -> str:
+        """The store's root, for messages and the log (a folder, or a URL)."""
+
+    def check(self) -> list[TaskRef]:
+        """Check every task; return them all, or raise ``StoreError`` naming each broken one."""
+
+    def credentials(self) -> Credentials:
+        """The store's own ``credentials.json``."""
+
+    def require_task(self, ref: TaskRef) -> None:
+        """Raise ``NotInStore`` when the task is unknown."""
+
+    def list_tasks(self, project_id: str, job_id: str) -> list[dict[str, object]]:
+        """The ``info.json`` of every task of a job, sorted by task id."""
+
+    def task_info(self, ref: TaskRef) -> dict[str, object]:
+        """A task's ``info.json``, with ``id`` set to its folder name."""
+
+    def info_time(self, ref: TaskRef) -> float:
+        """When a task's ``info.json`` was last written, in seconds since the epoch."""
+
+    def open_data_json(self, ref: TaskRef) -> StoreFile:
+        """A task's ``output/data.json``, opened."""
+
+    def quicklook_names(self, ref: TaskRef) -> list[str]:
+        """The names of a task's quicklook images, sorted."""
+
+    def open_quicklook(self, ref: TaskRef, name: str) -> StoreFile:
+        """One quicklook, opened."""
+
+    def output_files(self, ref: TaskRef) -> list[Listed]:
+        """The result files under a task's ``output/``, sorted by path."""
+
+    def open_output_file(self, ref: TaskRef, path: str, media_type: str = "application/octet-stream") -> StoreFile:
+        """One file of a task's ``output/`` (``path`` as :meth:`output_files` lists it), opened."""
+
+    def presigned_url(self, ref: TaskRef, path: str, expires: timedelta) -> str | None:
+        """The store's own URL of one result file, valid for ``expires``; None where the store
+        cannot sign (a folder)."""
+
+
+def read_all(opened: StoreFile) -> bytes:
+    """All of an open file's bytes (for the small ones: ``info.json``, ``data.json``)."""
+    return b"".join(opened.chunks())
+
+
+def etag_of_version(version: str) -> str:
+    """A strong ETag of one version of a file (see :attr:`StoreFile.version`)."""
+    return f'"{hashlib.sha256(version.encode()).hexdigest()[:32]}"'
+
+
+def is_relative_path(path: str) -> bool:
+    """Whether ``path`` is a plain relative ``/``-separated path: no empty, ``.`` or ``..`` part, no NUL."""
+    parts = path.split("/")
+    return bool(path) and "\0" not in path and all(part not in ("", ".", "..") for part in parts)
+
+
+__all__ = [
+    "CHUNK",
+    "QUICKLOOK_TYPES",
+    "Listed",
+    "StoreFile",
+    "TaskRef",
+    "TaskStore",
+    "etag_of_version",
+    "is_relative_path",
+    "read_all",
+]
