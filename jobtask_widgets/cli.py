@@ -41,8 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jobtask-widgets", description=__doc__)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="serve a store folder over the job-task HTTP API")
-    serve.add_argument("root", type=Path, metavar="ROOT", help="the store folder (ROOT/projects/...)")
+    serve = sub.add_parser("serve", help="serve a store (a folder or object storage) over the job-task HTTP API")
+    serve.add_argument(
+        "root", metavar="ROOT", help="the store folder (ROOT/projects/...) or its URL (s3://bucket/prefix)"
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8042, help="port to listen on; 0 takes a free one (default 8042)")
     _server_options(serve)
@@ -83,6 +85,12 @@ def _parser() -> argparse.ArgumentParser:
         action.add_argument("--root", type=Path, default=Path(), help="the store folder (default .)")
         action.add_argument("--credentials", type=Path, help="the credentials file (default ROOT/credentials.json)")
 
+    upload = sub.add_parser("upload", help="copy a store folder into object storage (s3://, gs://, az://)")
+    upload.add_argument("root", type=Path, metavar="ROOT", help="the store folder")
+    upload.add_argument("url", metavar="URL", help="where to put it, e.g. s3://bucket/prefix")
+    upload.add_argument("--endpoint-url", help="the endpoint of an S3-compatible store (default $AWS_ENDPOINT_URL)")
+    upload.set_defaults(run=_upload)
+
     cache = sub.add_parser("cache", help="show the overview cache's size; --clear empties it")
     cache.add_argument("--clear", action="store_true", help="remove every cached overview")
     cache.set_defaults(run=_cache)
@@ -112,6 +120,9 @@ def _server_options(parser: argparse.ArgumentParser) -> None:
                         help="worker processes (default 1); more need --secret or JOBTASK_SERVER_SECRET")  # fmt: skip
     parser.add_argument("--log-format", default="text", choices=["text", "json"],
                         help="the log's lines: text, or one JSON object per line for a log collector")  # fmt: skip
+    parser.add_argument("--endpoint-url", help="object storage: the endpoint of an S3-compatible store")
+    parser.add_argument("--redirect-downloads", action="store_true",
+                        help="object storage: redirect file URLs to the store's presigned URLs")  # fmt: skip
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -143,6 +154,8 @@ def _serve(args: argparse.Namespace) -> int:
             secret=args.secret,
             cache_dir=args.cache_dir,
             public_url=args.public_url,
+            endpoint_url=args.endpoint_url,
+            redirect_downloads=args.redirect_downloads,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -167,6 +180,8 @@ def _serve(args: argparse.Namespace) -> int:
             "url_ttl": args.url_ttl,
             "cache_dir": str(args.cache_dir) if args.cache_dir else None,
             "public_url": args.public_url,
+            "endpoint_url": args.endpoint_url,
+            "redirect_downloads": args.redirect_downloads,
         }
         os.environ[OPTIONS_ENV] = json.dumps(options)
         os.environ[SECRET_ENV] = str(secret)
@@ -263,6 +278,24 @@ def _publish(args: argparse.Namespace) -> int:
     if done.note:
         print(f"Note: {done.note}")
     print(f"Serve it with: jobtask-widgets serve {args.root}")
+    return 0
+
+
+def _upload(args: argparse.Namespace) -> int:
+    from .server.upload import upload_store
+
+    def report(key: str, size: int) -> None:
+        print(f"  {key} ({size:,} B)", flush=True)
+
+    print(f"Uploading {args.root} to {args.url}")
+    try:
+        done = upload_store(args.root, args.url, endpoint_url=args.endpoint_url, report=report)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"Uploaded {done.files} files ({done.size / 1e6:.1f} MB) of {done.tasks} tasks to {args.url}")
+    endpoint = f" --endpoint-url {args.endpoint_url}" if args.endpoint_url else ""
+    print(f"Serve it with: jobtask-widgets serve {args.url}{endpoint}")
     return 0
 
 

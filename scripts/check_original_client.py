@@ -13,6 +13,9 @@ Run it from the venv that holds up42-py (not the system Python):
     /tmp/up42venv/bin/python scripts/check_original_client.py [--server-python python3] [-v]
 
 ``-v`` also prints the server's access log (every request the original client sent).
+``--store-url s3://bucket/prefix [--endpoint-url URL]`` uploads the sample there
+(``jobtask-widgets upload``) and serves it from object storage instead of its folder; the
+downloads are still compared with the folder's files.
 """
 
 import argparse
@@ -49,12 +52,19 @@ def check(name, fn):
     return detail
 
 
-def start_server(python, workdir):
+def start_server(python, workdir, store_url=None, endpoint_url=None):
+    """Write the sample store and serve it: from its folder, or uploaded to ``store_url`` (S3)."""
     store = workdir / "store"
     subprocess.run([python, "-m", "jobtask_widgets.cli", "sample", str(store)], check=True, capture_output=True)
+    served = [str(store)]
+    if store_url:
+        endpoint = ["--endpoint-url", endpoint_url] if endpoint_url else []
+        upload = [python, "-m", "jobtask_widgets.cli", "upload", str(store), store_url, *endpoint]
+        subprocess.run(upload, check=True, capture_output=True)
+        served = [store_url, *endpoint]
     log = open(workdir / "server.log", "w")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen(
-        [python, "-m", "jobtask_widgets.cli", "serve", str(store), "--port", "0"],
+        [python, "-m", "jobtask_widgets.cli", "serve", *served, "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
@@ -131,6 +141,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server-python", default=os.environ.get("SERVER_PYTHON", "python3"))
     parser.add_argument("-v", "--verbose", action="store_true", help="print the server's access log")
+    parser.add_argument("--store-url", help="upload the sample there (s3://bucket/prefix) and serve it from there")
+    parser.add_argument("--endpoint-url", help="the S3-compatible endpoint of --store-url")
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # up42's deprecation notices about retired job tasks
     import up42
@@ -138,7 +150,7 @@ def main():
     print(f"up42-py {up42.__version__} on Python {sys.version.split()[0]}")
     with tempfile.TemporaryDirectory(prefix="up42check-") as tmp:
         workdir = pathlib.Path(tmp)
-        proc, base, store = start_server(args.server_python, workdir)
+        proc, base, store = start_server(args.server_python, workdir, args.store_url, args.endpoint_url)
         try:
             print(f"server {base}")
             redirect(base)
