@@ -1,4 +1,5 @@
-"""The reference job-task server: the protocol's HTTP API over a folder of task results.
+"""The reference job-task server: the protocol's HTTP API over a store of task results, a folder
+or object storage.
 
 Build the app with :func:`create_app`; run it with ``jobtask-widgets serve ROOT`` or, inside a
 process, with :class:`BackgroundServer`. The protocol and the store layout are described in
@@ -20,8 +21,13 @@ Layout, from the app down:
 - ``problems.py``: the error envelope, ``Problem`` for refusals a route decides, and the one
   table ``ERROR_STATUS`` that maps the lower modules' errors to statuses.
 - ``ranges.py``: ``parse_range``, the check of an archive request's ``Range`` header.
+- ``storebase.py``: what every store gives the app (``TaskStore``) and how it hands a file over
+  (``StoreFile``: one version, read in chunks).
 - ``store.py``: read access to the store folder; raises ``NotInStore`` (``errors.py``) and
   ``StoreError``, never HTTP errors.
+- ``objectstore.py``: the same over object storage (obstore: ``s3://``, ``gs://``, ``az://``),
+  with conditional ranged reads and presigned URLs; ``StoreUnreachable`` when it cannot be read.
+- ``upload.py``: ``jobtask-widgets upload``: a store folder copied into object storage.
 - ``auth.py``: stateless tokens and signed URLs (archives, files, quicklooks); the credentials
   they are issued for are ``jobtask_widgets/credentials.py`` (version 2, hashed).
 - ``ratelimit.py``: failed logins counted per client address and name; 429 over the limit.
