@@ -12,7 +12,7 @@ from jobtask_widgets.errors import StoreError
 from jobtask_widgets.sample import Sample
 from jobtask_widgets.server import create_app
 from jobtask_widgets.server.dependencies import ServerSettings, server_settings
-from jobtask_widgets.server.errors import NotInStore, OutputChanging
+from jobtask_widgets.server.errors import NotInStore, OutputChanging, StoreUnreachable
 from jobtask_widgets.server.problems import ERROR_STATUS, mapped_error
 from jobtask_widgets.server.ranges import MalformedRange, RangeNotSatisfiable
 
@@ -47,7 +47,17 @@ def test_a_subclass_takes_its_base_entry_and_anything_else_is_500() -> None:
     status, answer, _ = body(KeyError("x"))
     assert (status, answer["error"]["message"]) == (500, "internal server error (KeyError)")
     assert not issubclass(NotInStore, StoreError)  # a missing thing is no broken store
-    assert set(ERROR_STATUS) == {NotInStore, MalformedRange, RangeNotSatisfiable, StoreError, OutputChanging}
+    assert set(ERROR_STATUS) == {
+        NotInStore,
+        MalformedRange,
+        RangeNotSatisfiable,
+        StoreError,
+        OutputChanging,
+        StoreUnreachable,
+    }
+    status, answer, _ = body(StoreUnreachable("cannot read the store s3://b/p: connection refused"))
+    assert (status, answer["error"]["code"]) == (503, "SERVICE_UNAVAILABLE")
+    assert answer["error"]["message"] == "cannot read the store s3://b/p: connection refused"
 
 
 def test_a_store_broken_after_the_start_is_500_in_the_envelope(own_sample: Sample) -> None:
