@@ -141,6 +141,15 @@ def test_quicklooks_and_unknown_names(s3_api: Api, sample: Sample) -> None:
             image = s3_api.get(f"{s3_api.task(task)}/outputs/quicklooks/{name}")
             assert image.status_code == 200 and image.headers["content-type"] == "image/png"
             assert image.content == (sample.task_dir(task) / "quicklooks" / name).read_bytes()
+        item = s3_api.get(f"{s3_api.task(task)}/stac/").json()
+        signed = [a for a in item["assets"].values() if "/quicklooks/" in a["href"] and "signature=" in a["href"]]
+        assert signed, item["assets"]
+        for asset in signed:  # the Item's thumbnails and overviews: signed quicklook URLs, no token
+            image = requests.get(asset["href"], timeout=60)
+            name = asset["href"].split("?")[0].rsplit("/", 1)[-1]
+            assert (
+                image.status_code == 200 and image.content == (sample.task_dir(task) / "quicklooks" / name).read_bytes()
+            )
     for path in ("/tasks/no-such-task/", "/tasks/no-such-task/outputs/data-json/", "/tasks/..%2Finfo.json/"):
         answer = s3_api.get(s3_api.job + path)
         assert answer.status_code == 404, path
