@@ -9,6 +9,7 @@ import pytest
 
 from jobtask_widgets.sample import Sample, write_sample
 from tests.helpers import Api, start_api
+from tests.logscan import pytest_sessionfinish, pytest_sessionstart, pytest_terminal_summary  # noqa: F401
 from tests.proxy import FaultProxy
 
 

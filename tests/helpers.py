@@ -26,6 +26,7 @@ import requests
 from jobtask_widgets.client import Client, resolve_settings
 from jobtask_widgets.sample import Sample
 from jobtask_widgets.server import BackgroundServer, create_app
+from tests import logscan
 
 SECRET = "test-secret-shared-by-the-tests"
 COMMAND = [sys.executable, "-m", "jobtask_widgets.cli"]
@@ -59,7 +60,9 @@ def token_for(url: str, sample: Sample) -> str:
         timeout=30,
     )
     answer.raise_for_status()
-    return str(answer.json()["access_token"])
+    token = str(answer.json()["access_token"])
+    logscan.remember("access token", token)
+    return token
 
 
 def start_api(root: Path, cache_dir: Path, **options: Any) -> tuple[BackgroundServer, Api]:
@@ -85,13 +88,19 @@ def login(url: str, sample: Sample, **kwargs: Any) -> Any:
     """``authenticate`` against ``url`` with the sample's project key."""
     import jobtask_widgets as jw
 
-    return jw.authenticate(api_url=url, project_id=sample.project_id, project_api_key=sample.project_api_key, **kwargs)
+    client = jw.authenticate(
+        api_url=url, project_id=sample.project_id, project_api_key=sample.project_api_key, **kwargs
+    )
+    logscan.remember("access token", client._token)
+    return client
 
 
 def quick_client(url: str, sample: Sample) -> Client:
     """A client of the sample's project with one quick retry, for tests of failures (no 15 s backoff)."""
     settings = resolve_settings(api_url=url, project_id=sample.project_id, project_api_key=sample.project_api_key)
-    return Client(settings, retries=1, backoff=0.01)
+    client = Client(settings, retries=1, backoff=0.01)
+    logscan.remember("access token", client._token)
+    return client
 
 
 # -- files and archives ----------------------------------------------------------------------------------
@@ -172,13 +181,20 @@ class Running:
             COMMAND + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd
         )
         self.lines: list[str] = []
+        # every line the pump reads also goes to the session's log scan (tests/logscan.py)
+        self._recorded = logscan.command_output(f"jobtask-widgets {' '.join(args)} (pid {self.proc.pid})")
+        if "--secret" in args[:-1]:
+            logscan.remember("server secret", args[args.index("--secret") + 1])
         self._queue: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
 
     def _pump(self) -> None:
         assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._queue.put(line.rstrip("\n"))
+        for read in self.proc.stdout:
+            line = read.rstrip("\n")
+            self._recorded.lines.append(line)
+            self._queue.put(line)
+        self._recorded.ended.set()
         self._queue.put(None)
 
     def _lines(self, timeout: float) -> Iterator[str]:
