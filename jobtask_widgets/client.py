@@ -25,6 +25,7 @@ from urllib3.util.retry import Retry
 from .errors import APIError, AuthenticationError
 from .httperrors import RETRY_STATUSES, TIMEOUT, credentials_refused, error_for_exception, error_for_status
 from .jsonfile import read_json_object
+from .redaction import redact_urllib3_warnings
 
 DEFAULT_API_URL = "http://127.0.0.1:8042"
 ENV_API_URL = "JOBTASK_API_URL"
@@ -146,6 +147,7 @@ class Client:
         self.timeout = timeout
         self.retries = retries
         self.read_retries = min(retries, READ_RETRIES)
+        redact_urllib3_warnings()  # its retry warnings name the URL, signature and all
         self.session = requests.Session()
         self.session.headers["User-Agent"] = "jobtask-widgets"
         retry = _CappedRetry(

@@ -16,6 +16,7 @@ import requests
 import urllib3
 
 from .errors import APIError, AuthenticationError, DownloadError, JobTaskError, NotFoundError
+from .redaction import redact
 
 TIMEOUT = (10.0, 60.0)  # seconds to connect, and to wait for each read, on every request
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})  # answers worth another try
@@ -72,7 +73,7 @@ def network_reason(exc: BaseException) -> str:
     for kind, words in NETWORK_REASONS:
         if any(isinstance(link, kind) for link in chain):
             return words
-    return str(exc)[:200] or type(exc).__name__
+    return redact(str(exc))[:200] or type(exc).__name__
 
 
 def error_for_status(answer: requests.Response, url: str, *, retries: int) -> JobTaskError | None:

@@ -11,31 +11,14 @@ which uvicorn never logs.
 from __future__ import annotations
 
 import copy
-import logging
-import re
 from typing import Any
 
 import uvicorn.config
 
+from ..redaction import SECRET_PARAMETERS, RedactSecrets, redact
+
 SERVER_LOGGER = "jobtask_widgets.server"
 """The logger of the server's own warnings."""
-SECRET_PARAMETERS = ("signature", "access_token", "token", "password", "client_secret", "api_key", "project_api_key")
-_SECRET = re.compile(r"(?i)([?&](?:" + "|".join(SECRET_PARAMETERS) + r")=)[^&#\s]*")
-
-
-def redact(text: str) -> str:
-    """``text`` with the value of every secret query parameter replaced by ``REDACTED``."""
-    return _SECRET.sub(r"\1REDACTED", text)
-
-
-class RedactSecrets(logging.Filter):
-    """Redacts secret query parameters in a log record's arguments (uvicorn's access log)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in record.args)
-        record.msg = redact(record.msg) if isinstance(record.msg, str) else record.msg
-        return True
 
 
 def log_config(log_format: str = "text", *, access: bool = True) -> dict[str, Any]:
@@ -45,7 +28,7 @@ def log_config(log_format: str = "text", *, access: bool = True) -> dict[str, An
     if log_format not in ("text", "json"):
         raise ValueError(f"log_format must be 'text' or 'json' (got {log_format!r})")
     config: dict[str, Any] = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
-    config.setdefault("filters", {})["redact_secrets"] = {"()": f"{__name__}.RedactSecrets"}
+    config.setdefault("filters", {})["redact_secrets"] = {"()": "jobtask_widgets.redaction.RedactSecrets"}
     config["loggers"]["uvicorn.access"]["filters"] = ["redact_secrets"]
     # the server's own warnings (a readable credentials file, a file rewritten while sent) in
     # uvicorn's format, not bare lines from logging's last-resort handler

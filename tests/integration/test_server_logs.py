@@ -4,7 +4,9 @@ every kind of credential used against it, then its whole output scanned."""
 from __future__ import annotations
 
 import json
+import logging
 import re
+import socket
 import stat
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -12,9 +14,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
+from jobtask_widgets.httperrors import network_reason
+from jobtask_widgets.redaction import redact
 from jobtask_widgets.sample import SAMPLE_API_KEY, SAMPLE_USERS, Sample, write_sample
-from jobtask_widgets.server.logs import redact
-from tests.helpers import Running
+from tests.helpers import Api, Running, quick_client
 
 
 def test_redact_replaces_the_values_of_secret_parameters_only() -> None:
@@ -135,3 +138,31 @@ def test_the_access_log_has_a_line_per_request_with_who_what_status_bytes_and_ti
         assert " - " in lines[2] and '" 401 ' in lines[2]
     for secret in (password, by_password, parse_qs(urlsplit(signed).query)["signature"][0], SAMPLE_API_KEY):
         assert secret not in output
+
+
+def test_the_client_never_logs_or_shows_a_signature_when_the_network_fails(
+    api: Api, sample: Sample, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = quick_client(api.url, sample)
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    signed = f"http://127.0.0.1:{port}/archives/p/j/t/output.tar.gz?expires=1&signature=abab1234cdcd"
+    presigned = f"http://127.0.0.1:{port}/b/k.tif?X-Amz-Credential=AKIA1234&X-Amz-Signature=feed5678beef"
+    for url, secrets in ((signed, ["abab1234cdcd"]), (presigned, ["feed5678beef", "AKIA1234"])):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="urllib3"), pytest.raises(requests.ConnectionError) as info:
+            client.session.get(url, timeout=5)
+        logged = "\n".join(record.getMessage() for record in caplog.records)
+        assert "Retrying" in logged and "REDACTED" in logged  # urllib3 warned, with the URL redacted
+        shown = network_reason(info.value)
+        for secret in secrets:
+            assert secret not in logged and secret not in shown
+
+
+def test_redact_knows_the_object_stores_signatures() -> None:
+    url = "https://b.s3.amazonaws.com/k?X-Amz-Credential=AKIA%2F1&X-Amz-Signature=ab12&x-amz-security-token=T0K&keep=1"
+    assert redact(url) == (
+        "https://b.s3.amazonaws.com/k?X-Amz-Credential=REDACTED&X-Amz-Signature=REDACTED"
+        "&x-amz-security-token=REDACTED&keep=1"
+    )

@@ -1,0 +1,64 @@
+"""Secrets out of log lines and error messages: the values of secret query parameters.
+
+A signed URL opens its file for anyone until it expires, so its ``signature`` is a secret for
+that long (ours, and S3's ``X-Amz-Signature``); an access token or a password in a query string
+is one for longer. The server's access log and the client's error messages and urllib3's retry
+warnings pass through :func:`redact`, which replaces those values with ``REDACTED``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+SECRET_PARAMETERS = (
+    "signature",
+    "access_token",
+    "token",
+    "password",
+    "client_secret",
+    "api_key",
+    "project_api_key",
+    "x-amz-signature",
+    "x-amz-security-token",
+    "x-amz-credential",
+    "sig",  # Azure SAS
+    "x-goog-signature",
+    "x-goog-credential",
+)
+_SECRET = re.compile(r"(?i)([?&](?:" + "|".join(re.escape(p) for p in SECRET_PARAMETERS) + r")=)[^&#\s'\"]*")
+
+
+def redact(text: str) -> str:
+    """``text`` with the value of every secret query parameter replaced by ``REDACTED``."""
+    return _SECRET.sub(r"\1REDACTED", text)
+
+
+class RedactSecrets(logging.Filter):
+    """Redacts secret query parameters in a log record's message and arguments."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(arg) if isinstance(arg, str) else _redacted(arg) for arg in record.args)
+        record.msg = redact(record.msg) if isinstance(record.msg, str) else record.msg
+        return True
+
+
+def _redacted(value: object) -> object:
+    """An argument that is no string but prints a URL (urllib3's errors and ``Retry``): as redacted text."""
+    if value is None or isinstance(value, int | float):
+        return value
+    text = str(value)
+    cleaned = redact(text)
+    return cleaned if cleaned != text else value
+
+
+def redact_urllib3_warnings() -> None:
+    """Put :class:`RedactSecrets` on urllib3's connection-pool logger (its retry warnings name the
+    URL), once; idempotent, and it only ever removes secrets from what would be logged."""
+    logger = logging.getLogger("urllib3.connectionpool")
+    if not any(isinstance(f, RedactSecrets) for f in logger.filters):
+        logger.addFilter(RedactSecrets())
+
+
+__all__ = ["SECRET_PARAMETERS", "RedactSecrets", "redact", "redact_urllib3_warnings"]
