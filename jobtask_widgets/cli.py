@@ -169,7 +169,8 @@ def _serve(args: argparse.Namespace) -> int:
         print(
             f"warning: {app.state.settings.credentials.source} holds its keys and passwords in plain text "
             f"(version 1); `jobtask-widgets user add NAME --root {args.root}` (or `project add ID`) rewrites it "
-            "as version 2, with hashes",
+            "as version 2, with hashes"
+            + (" (in the folder you upload from; then upload it again)" if "://" in str(args.root) else ""),
             file=sys.stderr,
         )
     if workers > 1:  # each worker builds the same app from the environment; this one only checked the store

@@ -130,7 +130,7 @@ def create_app(
     store: TaskStore
     if is_store_url(root):
         store = ObjectStore(str(root), endpoint_url=endpoint_url)
-        default_cache = Path.home() / ".cache" / "jobtask-widgets" / "server" / _url_key(str(root))
+        default_cache = Path.home() / ".cache" / "jobtask-widgets" / "server" / _url_key(str(root), endpoint_url)
     else:
         if endpoint_url or redirect_downloads:
             raise ValueError(f"--endpoint-url and --redirect-downloads need a store in object storage, not {root}")
@@ -164,8 +164,8 @@ def create_app(
     return app
 
 
-def _url_key(url: str) -> str:
-    return hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:16]
+def _url_key(url: str, endpoint_url: str | None) -> str:
+    return hashlib.sha256(f"{endpoint_url or ''} {url.rstrip('/')}".encode()).hexdigest()[:16]
 
 
 __all__ = ["ServerApp", "create_app"]

@@ -4,7 +4,7 @@ Members are the regular files of ``output/``, each named ``output/<relative path
 order, with normalised owners and modes, so the same output gives the same bytes. A file that
 does not compress (a deflated GeoTIFF, a JPEG) goes into the gzip stream as stored deflate
 blocks, at disk speed, instead of being squeezed by 1 % at 50 MB/s; the rest is compressed. An
-archive is keyed by a fingerprint of the files (paths, sizes, modification times): a changed
+archive is keyed by a fingerprint of the files (paths, sizes, and modification times or ETags): a changed
 output gets a new archive and a new ETag, an unchanged one is never rebuilt.
 
 The cache folder of a task holds, by name:
@@ -17,9 +17,10 @@ The cache folder of a task holds, by name:
 - ``.building-*.tmp``: a build under way, also held by its builder; no cleanup pattern of
   finished archives matches it.
 
-A build reads one consistent snapshot: each file is opened once (inside the task's own
-``output/``), its size and time are taken from the open file before and after it is copied,
-and what was read must be the fingerprint the archive is named by; otherwise the build starts
+A build reads one consistent snapshot: each file is opened once through the store (a folder's
+file inside the task's own ``output/``, or an object), read as that one version (a local file
+whose size or time changes, or an object replaced, stops the read), and the sizes and version
+tags of what was read must be the fingerprint the archive is named by; otherwise the build starts
 again from a new listing, at most :data:`MAX_BUILDS` times, then fails with a
 :class:`~.errors.OutputChanging` (a 503). A truncated or mixed member is never published.
 After a build, finished archives of other keys are removed (a download already under way keeps
@@ -84,15 +85,16 @@ class Archive:
         return f"sha-256=:{base64.b64encode(self.sha256).decode()}:"
 
 
-def _line(rel: str, size: int, mtime_ns: int) -> bytes:
-    return f"{rel}\0{size}\0{mtime_ns}\n".encode()
+def _line(rel: str, size: int, tag: str) -> bytes:
+    return f"{rel}\0{size}\0{tag}\n".encode()
 
 
 def fingerprint(files: list[Listed]) -> str:
-    """A short hash of the files' relative paths, sizes and modification times."""
+    """A short hash of the files' relative paths, sizes and version tags (a file's modification
+    time, an object's ETag)."""
     digest = hashlib.sha256()
     for listed in files:
-        digest.update(_line(listed.path, listed.size, listed.mtime_ns))
+        digest.update(_line(listed.path, listed.size, listed.tag))
     return digest.hexdigest()[:32]
 
 
@@ -271,6 +273,10 @@ class _Exact(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def close(self) -> None:
+        self._chunks.close()
+        super().close()
+
     def read(self, n: int = -1, /) -> bytes:
         n = self._left if n < 0 else min(n, self._left)
         parts = []
@@ -346,10 +352,11 @@ def _add_members(tar: tarfile.TarFile, gz: _GzipWriter, files: list[Listed], ope
             member = tarfile.TarInfo(f"output/{listed.path}")
             member.size, member.mtime, member.mode = opened.size, int(opened.mtime), 0o644
             gz.store = not compressible_sample(b"".join(opened.chunks(0, min(SAMPLE_BYTES, opened.size) - 1)))
-            tar.addfile(member, _Exact(opened))
+            with contextlib.closing(_Exact(opened)) as reader:
+                tar.addfile(member, reader)
             if not opened.unchanged():
                 raise _Changed
-            digest.update(_line(listed.path, opened.size, opened.mtime_ns))
+            digest.update(_line(listed.path, opened.size, opened.tag))
     gz.store = False  # the end-of-archive blocks
     return digest.hexdigest()[:32]
 

@@ -19,6 +19,7 @@ producer wrote, so they are sent as data, never as a page of the server's origin
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -174,10 +175,15 @@ def result_file(
     )
     ref = TaskRef(project_id, job_id, task_id)
     opened = settings.store.open_output_file(ref, path, media_type_of(path))  # 404 here, not at the store
-    if settings.redirect_downloads:
-        with opened:
-            target = settings.store.presigned_url(ref, path, timedelta(seconds=settings.url_ttl))
+    if settings.redirect_downloads and request.method == "GET":  # a URL presigned for GET refuses HEAD
+        try:
+            lifetime = max(1, min(settings.url_ttl, int(expires) - int(time.time())))  # no longer than ours
+            target = settings.store.presigned_url(ref, path, timedelta(seconds=lifetime))
+        except BaseException:
+            opened.close()
+            raise
         if target is not None:
+            opened.close()
             return RedirectResponse(target, status_code=307, headers={"cache-control": "private, no-store"})
     return _send(request, opened, path.rsplit("/", 1)[-1])
 

@@ -1,21 +1,25 @@
 """Answers that send a file the server has already opened: whole, one range or several.
 
-The store and the archive cache open a file once, check it on the open file, and hand it over
-as an :class:`~.store.OpenFile`; :func:`file_response` answers from that open file only, so
-the bytes sent are the ones announced even when the path is replaced, or the archive removed,
-while they are sent. ``Range`` and ``If-Range`` are those of Starlette's ``FileResponse`` (a
+The store and the archive cache open a file once and hand it over as a
+:class:`~.storebase.StoreFile` (a local :class:`~.store.OpenFile`, or an object's
+:class:`~.objectstore.ObjectFile`); :func:`file_response` answers from that one version only,
+so the bytes sent are the ones announced even when the path is replaced, or the archive
+removed, while they are sent. ``Range`` and ``If-Range`` are those of Starlette's ``FileResponse`` (a
 weak or other validator in ``If-Range`` gets the whole file; overlapping ranges are merged;
 several ranges are sent as ``multipart/byteranges``), with a bad ``Range`` refused by
 :func:`~.ranges.parse_range`, so in the error envelope.
 
-A file replaced by a rename keeps its bytes in the open file. A file rewritten in place while
-it is sent (its size or time on the open file change) cannot be sent whole: the answer is cut
-off before its last bytes, so a client never takes a mix of two versions as a whole file (it
-sees a short answer and asks again), and the server logs a warning that names the file.
+A local file replaced by a rename keeps its bytes in the open file. A file rewritten in place
+while it is sent (its size or time on the open file change), or an object replaced while it is
+sent (its ``If-Match`` read fails), cannot be sent whole: the answer is cut off before its last
+bytes, so a client never takes a mix of two versions as a whole file (it sees a short answer and
+asks again), and the server logs a warning that names the file. So is an answer whose object
+store stops answering midway.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from collections.abc import Mapping
@@ -28,6 +32,7 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from ..errors import StoreError
 from .ranges import parse_range
 from .storebase import StoreFile, etag_of_version
 
@@ -124,12 +129,9 @@ class OpenFileResponse(Response):
             async with anyio.create_task_group() as group:
 
                 async def stream() -> None:
-                    if not await self._send_body(send):
-                        log.warning(
-                            "%s was rewritten in place while it was sent: the answer was cut short "
-                            "(write a new file and rename it over the old one instead)",
-                            self._opened.where,
-                        )
+                    problem = await self._send_body(send)
+                    if problem is not None:
+                        log.warning("%s: the answer was cut short: %s", self._opened.where, problem)
                     group.cancel_scope.cancel()
 
                 group.start_soon(stream)
@@ -139,22 +141,29 @@ class OpenFileResponse(Response):
         finally:
             self._opened.close()
 
-    async def _send_body(self, send: Send) -> bool:
-        """Send the parts; False when the file changed meanwhile and the answer was left unfinished."""
+    async def _send_body(self, send: Send) -> str | None:
+        """Send the parts; why the answer was left unfinished, or None when it was sent whole."""
         opened = self._opened
         for head, first, last in self._parts:
             if head:
                 await send({"type": "http.response.body", "body": head, "more_body": True})
-            chunks, sent = opened.chunks(first, last, CHUNK), 0
-            while (chunk := await anyio.to_thread.run_sync(next, chunks, b"")) != b"":
-                sent += len(chunk)
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            sent = 0
+            with contextlib.closing(opened.chunks(first, last, CHUNK)) as chunks:
+                try:
+                    while (chunk := await anyio.to_thread.run_sync(next, chunks, b"")) != b"":
+                        sent += len(chunk)
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                except StoreError as exc:  # object storage gone away mid-answer (its log line says why)
+                    return f"the store could not be read: {exc}"
             if sent != last - first + 1 or not opened.unchanged():
-                return False
+                return (
+                    "it was replaced or rewritten in place while it was sent "
+                    "(write a new file and rename it over the old one, or put a new object, instead)"
+                )
             if head:
                 await send({"type": "http.response.body", "body": b"\r\n", "more_body": True})
         await send({"type": "http.response.body", "body": self._tail, "more_body": False})
-        return True
+        return None
 
 
 def file_response(

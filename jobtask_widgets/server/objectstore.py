@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, NoReturn, cast
@@ -41,6 +41,7 @@ from obstore.store import from_url
 
 from ..credentials import Credentials
 from ..errors import StoreError
+from ..redaction import redact
 from ..storelayout import ID_PATTERN, is_valid_id
 from .errors import NotInStore, StoreUnreachable
 from .storebase import CHUNK, QUICKLOOK_TYPES, Listed, StoreFile, TaskRef, is_relative_path, read_all
@@ -84,6 +85,12 @@ def _mtime_ns(when: datetime) -> int:
     return int(when.timestamp()) * 1_000_000_000 + when.microsecond * 1000
 
 
+def _tag(etag: str | None, size: int, modified: datetime) -> str:
+    """An object's version as a listing and a ``HEAD`` both give it: its ETag (times differ in
+    precision between the two on some stores); size and whole seconds where there is none."""
+    return etag or f"{size}-{int(modified.timestamp())}"
+
+
 class ObjectFile:
     """One version of an object, opened: what a ``HEAD`` saw, read by conditional ranged ``GET``s.
 
@@ -122,11 +129,16 @@ class ObjectFile:
         return f"{self._etag}-{self._size}-{self.mtime_ns}"
 
     @property
+    def tag(self) -> str:
+        """Its ETag, as a listing gives it."""
+        return _tag(self._etag, self._size, self._modified)
+
+    @property
     def where(self) -> str:
         """Its URL."""
         return f"{self._url.rstrip('/')}/{self._key}"
 
-    def chunks(self, first: int = 0, last: int | None = None, size: int = CHUNK) -> Iterator[bytes]:
+    def chunks(self, first: int = 0, last: int | None = None, size: int = CHUNK) -> Generator[bytes]:
         """Bytes ``first``..``last`` in one ranged ``GET`` of this version; stops short when the
         object was replaced (412 on ``If-Match``) or removed.
 
@@ -171,8 +183,10 @@ class ObjectFile:
 
 
 def _unreachable(url: str, exc: BaseException) -> NoReturn:
+    """Log what the store said (for the operator; redacted), and raise what a client may read."""
     first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    raise StoreUnreachable(f"cannot read the store {url}: {first_line}") from exc
+    log.warning("cannot read the store %s: %s", url, redact(first_line))
+    raise StoreUnreachable(f"cannot read the store {url} now (the server's log says why); ask again later") from exc
 
 
 class ObjectStore:
@@ -201,7 +215,7 @@ class ObjectStore:
     def _head(self, key: str, what: str) -> Any:
         try:
             return obstore.head(self.store, key)
-        except FileNotFoundError:
+        except (FileNotFoundError, ValueError):  # ValueError: a key obstore cannot even spell (control characters)
             raise NotInStore(f"unknown {what}") from None
         except BaseError as exc:
             _unreachable(self.url, exc)
@@ -213,6 +227,11 @@ class ObjectStore:
         try:
             return [meta for page in obstore.list(self.store, prefix=prefix) for meta in page]
         except BaseError as exc:
+            if "empty path segment" in str(exc):  # a key with "//": obstore cannot list what holds one
+                raise StoreError(
+                    f"{self.url}/{prefix} holds a key with an empty path segment (//), which cannot be listed; "
+                    "rename it (e.g. a/b.tif, not a//b.tif)"
+                ) from exc
             _unreachable(self.url, exc)
 
     def _children(self, prefix: str) -> tuple[list[str], list[Any]]:
@@ -337,10 +356,18 @@ class ObjectStore:
         prefix = f"{ref.key}/output/"
         listed = []
         for meta in self._list(prefix):
-            rel = str(meta["path"])[len(prefix) :]
-            if is_relative_path(rel):
-                listed.append(Listed(rel, int(meta["size"]), _mtime_ns(meta["last_modified"])))
+            rel, size = str(meta["path"])[len(prefix) :], int(meta["size"])
+            if not is_relative_path(rel) or (size == 0 and not self._exists(prefix + rel)):
+                continue  # a "folder" marker (key/) is listed without its slash, as an empty object it is not
+            listed.append(Listed(rel, size, _tag(meta.get("e_tag"), size, meta["last_modified"])))
         return sorted(listed, key=lambda f: f.path)
+
+    def _exists(self, key: str) -> bool:
+        try:
+            self._head(key, key)
+        except NotInStore:
+            return False
+        return True
 
     def open_output_file(self, ref: TaskRef, path: str, media_type: str = "application/octet-stream") -> ObjectFile:
         """One object of a task's ``output/``, opened.

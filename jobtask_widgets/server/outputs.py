@@ -4,17 +4,20 @@ A task's file list (``outputs/files/``) gives each file's media type and SHA-256
 Item gives the same plus, for a GeoTIFF, whether it is a Cloud-Optimized GeoTIFF and the
 projection, raster and eo fields rio-stac reads from it. Hashing a gigabyte or reading a
 raster's statistics on every request would make both slow, so :class:`FileFacts` keeps what it
-found per *file version*: the file's device, inode, size, modification and change times, as
-the open file (:class:`~.store.OpenFile`) reports them (a rewrite in place that keeps the size
-and restores the modification time still changes the change time). A file rewritten or replaced is another version
-and is looked at again; the cache keeps the most recent :data:`CACHE_SIZE` versions.
+found per *file version* (:attr:`~.storebase.StoreFile.version`: a local file's inode, size,
+modification and change times, so a rewrite in place that keeps the size and restores the
+modification time is still another version; an object's ETag). A file rewritten or replaced is
+another version and is looked at again; the cache keeps the most recent :data:`CACHE_SIZE`
+versions.
 
-Everything is read from the open file the store handed over (its digest from the file itself,
-the raster fields through ``/proc/self/fd/N``), so the facts are those of the bytes that are
-served, whatever is renamed over the path meanwhile. Only a file that starts as a TIFF is opened
-by rasterio, and with the GTiff driver only: a VRT named ``.tif`` that points at other files is
-never read. The raster fields come from a read decimated to at most 1024 pixels across
-(rio-stac's own), so even a large raster costs a fraction of a second once.
+Everything is read from the version the store handed over (its digest from its own bytes, and a
+digest read across a change is refused, never cached; the raster fields through
+``/proc/self/fd/N`` for a local file, a presigned ``/vsicurl/`` URL for an object), so the
+facts are those of the bytes that are served, whatever is renamed over the path meanwhile.
+Only a file that starts as a TIFF is opened by rasterio, and with the GTiff driver only: a VRT
+named ``.tif`` that points at other files is never read. The raster fields come from a read
+decimated to at most 1024 pixels across (rio-stac's own), so even a large raster costs a
+fraction of a second once.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from rasterio.errors import RasterioError
 from rio_stac.stac import get_dataset_geom, get_eobands_info, get_projection_info, get_raster_info
 
 from ..cog import GEOTIFF_SUFFIXES, TIFF_MAGIC, is_cog
+from .errors import NotInStore
 from .storebase import StoreFile
 
 CACHE_SIZE = 4096
@@ -155,6 +159,8 @@ class FileFacts:
                 sha256, media_type = found.sha256, found.media_type
             else:
                 sha256, media_type = _sha256(opened), media_type_of(path)
+                if not opened.unchanged():  # rewritten or replaced while hashed: no digest is this version's
+                    raise NotInStore(f"file {path!r} changed while it was read; ask again")
                 if readable is not None and is_cog(readable, known_tiff=True):
                     media_type = str(pystac.MediaType.COG)  # a few header reads: cheap next to the digest
             raster = _raster_facts(readable) if wants_raster and readable is not None else None

@@ -31,7 +31,7 @@ import mimetypes
 import os
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -85,11 +85,16 @@ class OpenFile:
         return f"{st.st_ino}-{st.st_size}-{st.st_mtime_ns}-{st.st_ctime_ns}"
 
     @property
+    def tag(self) -> str:
+        """Its modification time in nanoseconds, as a listing gives it."""
+        return str(self.stat.st_mtime_ns)
+
+    @property
     def where(self) -> str:
         """Where it was opened."""
         return str(self.path)
 
-    def chunks(self, first: int = 0, last: int | None = None, size: int = CHUNK) -> Iterator[bytes]:
+    def chunks(self, first: int = 0, last: int | None = None, size: int = CHUNK) -> Generator[bytes]:
         """Bytes ``first``..``last`` of the open file; stops short when it is rewritten in place."""
         fd = self.file.fileno()
         last = self.stat.st_size - 1 if last is None else last
@@ -352,7 +357,7 @@ class Store:
                 st = path.stat()
             except OSError:
                 continue
-            listed.append(Listed(rel, st.st_size, st.st_mtime_ns))
+            listed.append(Listed(rel, st.st_size, str(st.st_mtime_ns)))
         return listed
 
     def require_task(self, ref: TaskRef) -> None:

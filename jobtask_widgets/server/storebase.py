@@ -19,7 +19,7 @@ joins two versions.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol, Self
@@ -54,12 +54,13 @@ class Listed:
     Attributes:
         path: Its path relative to the task's ``output/``, ``/``-separated.
         size: Its size in bytes.
-        mtime_ns: Its modification time, in nanoseconds since the epoch.
+        tag: What tells its versions apart in a listing, as :attr:`StoreFile.tag` gives it for
+            the opened file: a local file's modification time in nanoseconds, an object's ETag.
     """
 
     path: str
     size: int
-    mtime_ns: int
+    tag: str
 
 
 class StoreFile(Protocol):
@@ -86,10 +87,14 @@ class StoreFile(Protocol):
         """A text that differs between any two versions of the file (for a strong ETag)."""
 
     @property
+    def tag(self) -> str:
+        """The version as a listing shows it (:attr:`Listed.tag`): equal when the file opened is the one listed."""
+
+    @property
     def where(self) -> str:
         """Where it is, for messages (a path or an object URL)."""
 
-    def chunks(self, first: int = 0, last: int | None = None, size: int = CHUNK) -> Iterator[bytes]:
+    def chunks(self, first: int = 0, last: int | None = None, size: int = CHUNK) -> Generator[bytes]:
         """Its bytes ``first``..``last`` (inclusive; default to the end) in chunks of about ``size``.
 
         Stops early (short) when the file is no longer the version that was opened; then

@@ -2,25 +2,29 @@
 
 ``jobtask-widgets upload ROOT s3://bucket/prefix`` puts every result file and quicklook first,
 then each task's ``info.json`` (a task exists for the server once its ``info.json`` does, so it
-never lists a task whose files are still on their way), and ``credentials.json`` last. Files
-are streamed by obstore (multipart for large ones); only regular files inside the folder are
-copied (links that leave it, sockets and the folder's ``.cache`` are left out).
+never lists a task whose files are still on their way), and ``credentials.json`` last. What is
+copied is exactly what the folder's own server would serve, opened as it opens it: the files
+its listings give (a link to ``credentials.json``, to another task or out of the folder is left
+out, as are sockets and the folder's ``.cache``), each streamed from its open file by obstore
+(multipart for large ones); a file that changes while it is copied stops the upload.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import obstore
 from obstore.exceptions import BaseError
 
 from ..errors import StoreError
-from ..storelayout import regular_files
-from .errors import StoreUnreachable
+from .errors import NotInStore, StoreUnreachable
 from .objectstore import is_store_url, open_object_store
-from .store import Store
+from .store import Store, open_inside
+from .storebase import StoreFile, TaskRef
 
 
 @dataclass(frozen=True)
@@ -62,27 +66,53 @@ def upload_store(
         raise ValueError(f"{url} is not object storage; accepted: s3://bucket/prefix, gs://..., az://...")
     folder = Store(root)
     refs = folder.check()
-    base = folder.root
-    files = [(rel, path) for rel, path in regular_files(base / "projects", inside=base)]
-    info = {f"{ref.key}/info.json" for ref in refs}
-    first = [(f"projects/{rel}", path) for rel, path in files if f"projects/{rel}" not in info]
-    last = [(f"projects/{rel}", path) for rel, path in files if f"projects/{rel}" in info]
-    credentials = base / "credentials.json"
-    if credentials.is_file():
-        last.append(("credentials.json", credentials))
     store = open_object_store(url, endpoint_url=endpoint_url)
+    first: list[tuple[str, Callable[[], StoreFile]]] = []
+    last: list[tuple[str, Callable[[], StoreFile]]] = []
+    for ref in refs:  # what the folder's server would serve, opened as it would open it
+        for listed in folder.output_files(ref):
+            first.append((f"{ref.key}/output/{listed.path}", partial(folder.open_output_file, ref, listed.path)))
+        for name in folder.quicklook_names(ref):
+            first.append((f"{ref.key}/quicklooks/{name}", partial(folder.open_quicklook, ref, name)))
+        last.append((f"{ref.key}/info.json", partial(_open_info, folder, ref)))
+    credentials = open_inside(folder.root / "credentials.json", folder.root, "application/json")
+    if credentials is not None:
+        credentials.close()
+        last.append(("credentials.json", partial(_open_credentials, folder)))
     size = 0
-    for key, path in first + last:
+    for key, opener in first + last:
         try:
-            obstore.put(store, key, path)
-        except (BaseError, OSError) as exc:
-            if isinstance(exc, OSError) and not isinstance(exc, BaseError) and not path.is_file():
-                raise StoreError(f"{path} went away during the upload") from exc
-            raise StoreUnreachable(f"cannot write {key} to {url}: {str(exc).strip().splitlines()[0]}") from exc
-        size += path.stat().st_size
+            opened = opener()
+        except NotInStore as exc:
+            raise StoreError(f"{key} went away during the upload; run it again") from exc
+        with opened:
+            try:
+                obstore.put(store, key, opened.chunks(size=8 * 1024 * 1024))
+            except BaseError as exc:
+                raise StoreUnreachable(f"cannot write {key} to {url}: {str(exc).strip().splitlines()[0]}") from exc
+            if not opened.unchanged():  # what was put is a part of it: take it away again
+                with contextlib.suppress(BaseError):
+                    obstore.delete(store, key)
+                raise StoreError(f"{opened.where} changed during the upload; run it again once it is complete")
+            size += opened.size
         if report is not None:
-            report(key, path.stat().st_size)
+            report(key, opened.size)
     return Uploaded(len(first) + len(last), size, len(refs))
+
+
+def _open_info(folder: Store, ref: TaskRef) -> StoreFile:
+    task = folder.task_dir(ref)
+    opened = open_inside(task / "info.json", task, "application/json")
+    if opened is None:
+        raise NotInStore(f"no info.json in {task}")
+    return opened
+
+
+def _open_credentials(folder: Store) -> StoreFile:
+    opened = open_inside(folder.root / "credentials.json", folder.root, "application/json")
+    if opened is None:
+        raise NotInStore("no credentials.json")
+    return opened
 
 
 __all__ = ["Uploaded", "upload_store"]

@@ -25,6 +25,7 @@ from jobtask_widgets.sample import SAMPLE_USERS, Sample, write_sample
 from jobtask_widgets.server import BackgroundServer, create_app
 from jobtask_widgets.server.errors import StoreUnreachable
 from jobtask_widgets.server.objectstore import ObjectStore, open_object_store
+from jobtask_widgets.server.store import TaskRef
 from jobtask_widgets.server.upload import upload_store
 from tests.helpers import SECRET, Api, Running, error_of, token_for
 from tests.integration.test_original_client import SCRIPT, up42_python
@@ -275,7 +276,7 @@ def test_a_replaced_object_is_another_version(s3: S3, sample: Sample, tmp_path: 
 
 
 def test_an_unreachable_store_fails_at_start_naming_it(tmp_path: Path) -> None:
-    with pytest.raises(StoreUnreachable, match="cannot read the store s3://nowhere/x"):
+    with pytest.raises(StoreUnreachable, match="cannot read the store s3://nowhere/x now"):
         ObjectStore("s3://nowhere/x", endpoint_url="http://127.0.0.1:9").check()
     with pytest.raises(ValueError, match="need a store in object storage"):
         create_app(write_sample(tmp_path / "store").root, redirect_downloads=True)
@@ -332,3 +333,88 @@ def test_the_original_client_passes_against_an_s3_store(s3: S3) -> None:
     assert not [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
     assert sum(line.startswith("PASS") for line in result.stdout.splitlines()) >= 20
     assert result.stdout.rstrip().endswith("ALL PASS")
+
+
+def test_upload_copies_only_what_the_folder_serves(s3: S3, tmp_path: Path) -> None:
+    own = write_sample(tmp_path / "store")
+    first, second = own.task_ids[:2]
+    output = own.task_dir(first) / "output"
+    (output / "creds.json").symlink_to(own.root / "credentials.json")  # the folder's server never serves these
+    (output / "other.json").symlink_to(own.task_dir(second) / "output" / "data.json")
+    (output / "copy.json").symlink_to(output / "data.json")  # a link inside the task's output/ is served
+    url = f"s3://{s3.bucket()}/linked"
+    upload_store(own.root, url, endpoint_url=s3.endpoint)
+    store = open_object_store(url, endpoint_url=s3.endpoint)
+    keys = {str(meta["path"]) for page in obstore.list(store) for meta in page}
+    prefix = f"projects/{own.project_id}/jobs/{own.job_id}/tasks/{first}/output/"
+    assert prefix + "copy.json" in keys and prefix + "data.json" in keys
+    assert prefix + "creds.json" not in keys and prefix + "other.json" not in keys
+    copied = bytes(obstore.get(store, prefix + "copy.json").bytes())
+    assert copied == (output / "data.json").read_bytes()
+
+
+def test_head_of_a_redirected_file_url_is_answered_here(redirecting: Api, sample: Sample) -> None:
+    task = sample.task_ids[1]
+    path, entry = next(iter(_files(redirecting, task).items()))
+    head = requests.head(str(entry["url"]), allow_redirects=False, timeout=60)
+    assert head.status_code == 200  # a URL presigned for GET refuses HEAD on a real S3
+    assert int(head.headers["content-length"]) == (sample.task_dir(task) / "output" / path).stat().st_size
+    assert head.headers["etag"] and head.headers["accept-ranges"] == "bytes"
+
+
+def _raw_put(s3: S3, url: str, key: str, body: bytes) -> None:
+    """Put an object exactly as named (obstore would normalise the key)."""
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    answer = requests.put(f"{s3.endpoint}/{bucket}/{prefix}/{key}", data=body, timeout=30)
+    answer.raise_for_status()
+
+
+def test_folder_markers_are_no_files_and_a_double_slash_key_is_named(s3: S3, tmp_path: Path) -> None:
+    own = write_sample(tmp_path / "store")
+    url = f"s3://{s3.bucket()}/markers"
+    upload_store(own.root, url, endpoint_url=s3.endpoint)
+    task = own.task_ids[0]
+    key = f"projects/{own.project_id}/jobs/{own.job_id}/tasks/{task}/output"
+    _raw_put(s3, url, f"{key}/scenes/", b"")  # what S3 consoles make for a "folder"
+    server, api = _serve(url, s3, own, tmp_path / "cache")
+    try:
+        paths = set(_files(api, task))
+        assert "scenes" not in paths and "data.json" in paths
+        archive_url = api.get(f"{api.task(task)}/downloads/results/").json()["data"]["url"]
+        archive = requests.get(archive_url, timeout=60)
+        assert archive.status_code == 200
+        assert set(_members(archive.content)) == {f"output/{p}" for p in paths}
+    finally:
+        server.stop()
+    _raw_put(s3, url, f"{key}/a//b.txt", b"x")
+    with pytest.raises(StoreError, match=r"empty path segment \(//\)"):
+        ObjectStore(url, endpoint_url=s3.endpoint).check()
+
+
+def test_an_object_replaced_after_it_was_opened_is_never_read(s3: S3, tmp_path: Path) -> None:
+    own = write_sample(tmp_path / "store")
+    url = f"s3://{s3.bucket()}/replaced-open"
+    upload_store(own.root, url, endpoint_url=s3.endpoint)
+    store = ObjectStore(url, endpoint_url=s3.endpoint)
+    ref = TaskRef(own.project_id, own.job_id, own.task_ids[0])
+    with store.open_output_file(ref, "data.json") as opened:
+        assert b"".join(opened.chunks(0, 9)) == (own.task_dir(ref.task_id) / "output" / "data.json").read_bytes()[:10]
+        obstore.put(store.store, f"{ref.key}/output/data.json", b"{}")
+        assert b"".join(opened.chunks()) == b""  # If-Match on the ETag it was opened with
+        assert not opened.unchanged()
+
+
+def test_a_store_that_goes_away_answers_503_without_its_internals(sample: Sample, tmp_path: Path) -> None:
+    with moto_server() as own_s3:
+        url = f"s3://{own_s3.bucket()}/going"
+        upload_store(sample.root, url, endpoint_url=own_s3.endpoint)
+        server, api = _serve(url, own_s3, sample, tmp_path / "cache")
+    try:  # moto has stopped: the next reads fail
+        answer = api.get(f"{api.task()}/outputs/data-json/")
+        assert answer.status_code == 503
+        error = error_of(answer)
+        assert error["code"] == "SERVICE_UNAVAILABLE"
+        assert error["message"] == f"cannot read the store {url} now (the server's log says why); ask again later"
+        assert own_s3.endpoint not in answer.text
+    finally:
+        server.stop()

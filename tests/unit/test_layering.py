@@ -10,7 +10,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).parents[2] / "jobtask_widgets"
 WIDGET_LIBRARIES = {"ipywidgets", "ipyleaflet", "anywidget"}
-SERVER_LIBRARIES = {"fastapi", "starlette", "uvicorn"}
+SERVER_LIBRARIES = {"fastapi", "starlette", "uvicorn", "obstore"}
 # the widget layer; everything else outside server/ is the headless core
 WIDGET_LAYER = {
     "tilelayer", "inspector", "histogram", "mapwidget", "layerpanel", "layercontrols", "widget", "plaintext",
