@@ -28,7 +28,7 @@ def test_mixed_archives_read_back_in_every_mode(tmp_path: Path) -> None:
     assert not compressible(tmp_path / "out" / "a/random.bin")
     assert compressible(tmp_path / "out" / "data.json")
     out = (tmp_path / "out").resolve()
-    listing = [Listed(rel, (out / rel).stat().st_size, (out / rel).stat().st_mtime_ns) for rel in sorted(files)]
+    listing = [Listed(rel, (out / rel).stat().st_size, str((out / rel).stat().st_mtime_ns)) for rel in sorted(files)]
 
     def opener(rel: str) -> OpenFile:
         opened = open_inside(out / rel, out)
