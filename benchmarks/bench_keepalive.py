@@ -143,7 +143,7 @@ def main() -> int:
     fresh: dict[str, list[float]] = {v: [] for v in VARIANTS}
     with tempfile.TemporaryDirectory(prefix="bench-keepalive-") as tmp:
         sample = write_sample(Path(tmp) / "store")
-        assert len(sample.task_ids) == 2
+        assert sample.task_ids
         servers: dict[str, tuple[subprocess.Popen[str], str]] = {}
         try:
             for variant in VARIANTS:

@@ -4,6 +4,10 @@ and the task a request may see.
 :func:`create_app <.app.create_app>` puts one :class:`ServerSettings` on ``app.state.settings``;
 :func:`server_settings` is the one place that reads it, and every other dependency derives from
 it, so a test can swap the whole server state with ``app.dependency_overrides[server_settings]``.
+
+The dependencies are ``async def``: each is a few attribute reads or one HMAC, and FastAPI runs a
+plain ``def`` dependency in its thread pool, a hand-off that cost about 0.5 ms of CPU each (seven
+per task request) in ``benchmarks/bench_server_load.py``.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ class ServerSettings:
     redirect_downloads: bool = False
 
 
-def server_settings(request: Request) -> ServerSettings:
+async def server_settings(request: Request) -> ServerSettings:
     """The settings of the app that serves ``request``.
 
     Raises:
@@ -67,22 +71,22 @@ def server_settings(request: Request) -> ServerSettings:
 Settings = Annotated[ServerSettings, Depends(server_settings)]
 
 
-def store_of(settings: Settings) -> TaskStore:
+async def store_of(settings: Settings) -> TaskStore:
     """The app's store."""
     return settings.store
 
 
-def signer_of(settings: Settings) -> Signer:
+async def signer_of(settings: Settings) -> Signer:
     """The app's token and URL signer."""
     return settings.signer
 
 
-def archives_of(settings: Settings) -> ArchiveCache:
+async def archives_of(settings: Settings) -> ArchiveCache:
     """The app's archive cache."""
     return settings.archives
 
 
-def facts_of(settings: Settings) -> FileFacts:
+async def facts_of(settings: Settings) -> FileFacts:
     """The app's cache of result-file facts."""
     return settings.facts
 
@@ -98,7 +102,7 @@ BEARER = HTTPBearer(
 )
 
 
-def bearer(
+async def bearer(
     request: Request,
     signer: SignerDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
@@ -120,7 +124,7 @@ def bearer(
 Auth = Annotated[Claims, Depends(bearer)]
 
 
-def visible_job(claims: Auth, project_id: str, job_id: str) -> tuple[str, str]:
+async def visible_job(claims: Auth, project_id: str, job_id: str) -> tuple[str, str]:
     """The project and job ids of the path, once the token may open the project.
 
     Raises:
@@ -134,7 +138,7 @@ def visible_job(claims: Auth, project_id: str, job_id: str) -> tuple[str, str]:
 JobIds = Annotated[tuple[str, str], Depends(visible_job)]
 
 
-def visible_task(job: JobIds, task_id: str) -> TaskRef:
+async def visible_task(job: JobIds, task_id: str) -> TaskRef:
     """The task of the path, once the token may open its project (see :func:`visible_job`)."""
     return TaskRef(*job, task_id)
 
