@@ -132,7 +132,9 @@ def _serve(args: argparse.Namespace) -> int:
     from .server.run import bind
 
     # the process is ours: its warnings (from the app's start on) print as uvicorn's do
-    logging.config.dictConfig(log_config(args.log_format, access=args.log_level in {"info", "debug"}))
+    logging.config.dictConfig(
+        log_config(args.log_format, access=args.log_level in {"info", "debug"}, level=args.log_level)
+    )
     workers = getattr(args, "workers", 1)
     secret = args.secret or os.environ.get(SECRET_ENV)
     if workers < 1:

@@ -21,7 +21,7 @@ SERVER_LOGGER = "jobtask_widgets.server"
 """The logger of the server's own warnings."""
 
 
-def log_config(log_format: str = "text", *, access: bool = True) -> dict[str, Any]:
+def log_config(log_format: str = "text", *, access: bool = True, level: str = "info") -> dict[str, Any]:
     """uvicorn's default logging configuration, with :class:`RedactSecrets` on its access logger,
     :data:`SERVER_LOGGER` printed like uvicorn's own messages, and our access log
     (``accesslog.py``) one line per request (when ``access``), as text or (``log_format="json"``) JSON."""
@@ -32,7 +32,8 @@ def log_config(log_format: str = "text", *, access: bool = True) -> dict[str, An
     config["loggers"]["uvicorn.access"]["filters"] = ["redact_secrets"]
     # the server's own warnings (a readable credentials file, a file rewritten while sent) in
     # uvicorn's format, not bare lines from logging's last-resort handler
-    config["loggers"][SERVER_LOGGER] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    server_level = "INFO" if level.lower() in ("info", "debug") else level.upper()  # --log-level warning: quiet
+    config["loggers"][SERVER_LOGGER] = {"handlers": ["default"], "level": server_level, "propagate": False}
     config["formatters"]["jobtask_access"] = (
         {"()": "jobtask_widgets.server.accesslog.JsonFormatter"} if log_format == "json" else {"format": "%(message)s"}
     )

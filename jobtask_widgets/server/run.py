@@ -293,7 +293,7 @@ def make_server(
         http=_Protocol,
         log_level=log_level,
         # uvicorn's own, secrets redacted; requests logged by our access log, uvicorn's is off
-        log_config=log_config(log_format, access=log_level in {"info", "debug"}),
+        log_config=log_config(log_format, access=log_level in {"info", "debug"}, level=log_level),
         lifespan="off",
         access_log=False,
         factory=isinstance(app, str),

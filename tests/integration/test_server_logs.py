@@ -17,6 +17,7 @@ import requests
 from jobtask_widgets.httperrors import network_reason
 from jobtask_widgets.redaction import redact
 from jobtask_widgets.sample import SAMPLE_API_KEY, SAMPLE_USERS, Sample, write_sample
+from jobtask_widgets.server.logs import log_config
 from tests.helpers import Api, Running, quick_client
 
 
@@ -166,3 +167,9 @@ def test_redact_knows_the_object_stores_signatures() -> None:
         "https://b.s3.amazonaws.com/k?X-Amz-Credential=REDACTED&X-Amz-Signature=REDACTED"
         "&x-amz-security-token=REDACTED&keep=1"
     )
+
+
+def test_log_level_warning_quiets_the_servers_own_info_lines() -> None:
+    assert log_config(level="warning")["loggers"]["jobtask_widgets.server"]["level"] == "WARNING"
+    assert log_config(level="info")["loggers"]["jobtask_widgets.server"]["level"] == "INFO"
+    assert log_config(level="debug")["loggers"]["jobtask_widgets.server"]["level"] == "INFO"
