@@ -25,7 +25,7 @@ from urllib3.util.retry import Retry
 from .errors import APIError, AuthenticationError
 from .httperrors import RETRY_STATUSES, TIMEOUT, credentials_refused, error_for_exception, error_for_status
 from .jsonfile import read_json_object
-from .redaction import redact_urllib3_warnings
+from .redaction import redact_library_logs
 
 DEFAULT_API_URL = "http://127.0.0.1:8042"
 ENV_API_URL = "JOBTASK_API_URL"
@@ -147,7 +147,7 @@ class Client:
         self.timeout = timeout
         self.retries = retries
         self.read_retries = min(retries, READ_RETRIES)
-        redact_urllib3_warnings()  # its retry warnings name the URL, signature and all
+        redact_library_logs()  # urllib3's retry warnings and GDAL's messages name URLs, signatures and all
         self.session = requests.Session()
         self.session.headers["User-Agent"] = "jobtask-widgets"
         retry = _CappedRetry(

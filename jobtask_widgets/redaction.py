@@ -53,12 +53,28 @@ def _redacted(value: object) -> object:
     return cleaned if cleaned != text else value
 
 
-def redact_urllib3_warnings() -> None:
-    """Put :class:`RedactSecrets` on urllib3's connection-pool logger (its retry warnings name the
-    URL), once; idempotent, and it only ever removes secrets from what would be logged."""
-    logger = logging.getLogger("urllib3.connectionpool")
-    if not any(isinstance(f, RedactSecrets) for f in logger.filters):
-        logger.addFilter(RedactSecrets())
+# the loggers of libraries that name a URL, query and all, in what they log: urllib3's retry
+# warnings, and GDAL's messages as rasterio logs them ("HTTP error code: 0 - http://...?signature=...")
+LIBRARY_LOGGERS = (
+    "urllib3.connectionpool",
+    "rasterio._err",
+    "rasterio._env",
+    "rasterio._base",
+    "rasterio._io",
+    "rasterio._filepath",
+    "rasterio.env",
+    "rasterio",
+)
 
 
-__all__ = ["SECRET_PARAMETERS", "RedactSecrets", "redact", "redact_urllib3_warnings"]
+def redact_library_logs() -> None:
+    """Put :class:`RedactSecrets` on :data:`LIBRARY_LOGGERS`, once; idempotent, and it only ever
+    takes secrets out of what would be logged. Called where signed URLs start to be read: the
+    client, GDAL's HTTP options of remote reads, and the server's app."""
+    for name in LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactSecrets) for f in logger.filters):
+            logger.addFilter(RedactSecrets())
+
+
+__all__ = ["LIBRARY_LOGGERS", "SECRET_PARAMETERS", "RedactSecrets", "redact", "redact_library_logs"]

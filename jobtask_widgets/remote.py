@@ -28,6 +28,8 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
+from .redaction import redact_library_logs
+
 VSI_CACHE_BYTES = 64 * 1024 * 1024
 RENEW_MARGIN = 10.0  # seconds before a signed URL expires that a read renews it first
 
@@ -86,6 +88,7 @@ def public_url(url: str) -> str:
 
 def gdal_http_options(headers: Mapping[str, str] | None = None) -> dict[str, Any]:
     """GDAL's configuration for reading COGs over HTTP (see the module docstring), for a ``rasterio.Env``."""
+    redact_library_logs()  # GDAL's HTTP errors, as rasterio logs them, name the signed URL
     options: dict[str, Any] = {
         "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
         "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",

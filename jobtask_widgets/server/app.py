@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from ..redaction import redact_library_logs
 from .accesslog import AccessLog
 from .archive import ArchiveCache
 from .auth import MIN_TOKEN_TTL, Credentials, Signer
@@ -127,6 +128,7 @@ def create_app(
         raise ValueError(f"token_ttl must be at least {MIN_TOKEN_TTL} s (got {token_ttl})")
     if url_ttl < 1:
         raise ValueError(f"url_ttl must be at least 1 s (got {url_ttl})")
+    redact_library_logs()  # GDAL reads presigned URLs for the STAC fields of objects
     store: TaskStore
     if is_store_url(root):
         store = ObjectStore(str(root), endpoint_url=endpoint_url)

@@ -3,19 +3,24 @@ every kind of credential used against it, then its whole output scanned."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import socket
 import stat
+import threading
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import rasterio
+import rasterio.errors
 import requests
 
 from jobtask_widgets.httperrors import network_reason
 from jobtask_widgets.redaction import redact
+from jobtask_widgets.remote import gdal_http_options
 from jobtask_widgets.sample import SAMPLE_API_KEY, SAMPLE_USERS, Sample, write_sample
 from jobtask_widgets.server.logs import log_config
 from tests.helpers import Api, Running, quick_client
@@ -173,3 +178,30 @@ def test_log_level_warning_quiets_the_servers_own_info_lines() -> None:
     assert log_config(level="warning")["loggers"]["jobtask_widgets.server"]["level"] == "WARNING"
     assert log_config(level="info")["loggers"]["jobtask_widgets.server"]["level"] == "INFO"
     assert log_config(level="debug")["loggers"]["jobtask_widgets.server"]["level"] == "INFO"
+
+
+def test_gdals_http_errors_never_log_a_signature(caplog: pytest.LogCaptureFixture) -> None:
+    with socket.socket() as listener:  # a server that is always busy: GDAL retries, and says so
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        port = listener.getsockname()[1]
+
+        def busy() -> None:
+            with contextlib.suppress(OSError):
+                while True:
+                    connection = listener.accept()[0]
+                    with connection:
+                        connection.recv(65536)
+                        connection.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+
+        threading.Thread(target=busy, daemon=True).start()
+        url = f"http://127.0.0.1:{port}/files/p/j/t/a.tif?expires=1&signature=5ec7e7abcdef"
+        with (
+            caplog.at_level(logging.DEBUG, logger="rasterio"),
+            rasterio.Env(**gdal_http_options()),
+            pytest.raises(rasterio.errors.RasterioIOError),
+        ):
+            rasterio.open(f"/vsicurl/{url}")
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert f"127.0.0.1:{port}" in logged  # GDAL named the URL ("HTTP error code: 503 - http://...")
+    assert "5ec7e7abcdef" not in logged and "signature=REDACTED" in logged
