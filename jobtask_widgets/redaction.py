@@ -8,6 +8,7 @@ warnings pass through :func:`redact`, which replaces those values with ``REDACTE
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 
@@ -67,10 +68,11 @@ LIBRARY_LOGGERS = (
 )
 
 
+@functools.cache
 def redact_library_logs() -> None:
-    """Put :class:`RedactSecrets` on :data:`LIBRARY_LOGGERS`, once; idempotent, and it only ever
-    takes secrets out of what would be logged. Called where signed URLs start to be read: the
-    client, GDAL's HTTP options of remote reads, and the server's app."""
+    """Put :class:`RedactSecrets` on :data:`LIBRARY_LOGGERS`, once per process (later calls cost a
+    cache lookup); it only ever takes secrets out of what would be logged. Called where signed
+    URLs start to be read: the client, GDAL's HTTP options of remote reads, and the server's app."""
     for name in LIBRARY_LOGGERS:
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactSecrets) for f in logger.filters):

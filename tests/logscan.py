@@ -32,6 +32,7 @@ from typing import Any
 
 import pytest
 
+from jobtask_widgets.redaction import SECRET_PARAMETERS
 from jobtask_widgets.sample import SAMPLE_API_KEY, SAMPLE_USERS
 
 ARTIFACT = Path("artifacts") / "session-logs.txt"  # under the rootdir
@@ -116,7 +117,7 @@ class SessionLog(logging.Handler):
 
 # -- the scan ---------------------------------------------------------------------------------------
 
-_PARAMETERS = "signature|access_token|token|password|client_secret|api_key|project_api_key"
+_PARAMETERS = "|".join(re.escape(name) for name in SECRET_PARAMETERS)  # the names the redaction hides
 _NOT_A_VALUE = r"(?!REDACTED\b|None\b|\$|\*{3})"
 PATTERNS: dict[str, re.Pattern[str]] = {
     # a query or form parameter, or a keyword argument, with a value: ?signature=ab12, password='x'

@@ -4,7 +4,6 @@ started as a process of its own on a free port, with a bucket per test that asks
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import requests
+
+from jobtask_widgets.server.run import free_port
 
 # moto accepts any credentials; these only have to be present, as a real deployment's would be
 AWS_ENV = {
@@ -39,16 +40,10 @@ class S3:
         return name
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def moto_server() -> Iterator[S3]:
     """Start ``moto.server`` on 127.0.0.1; stop it on the way out."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,

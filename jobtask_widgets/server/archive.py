@@ -277,6 +277,12 @@ class _Exact(io.RawIOBase):
         self._chunks.close()
         super().close()
 
+    def peek(self, n: int) -> bytes:
+        """The next ``n`` bytes (fewer at the end), still left to read: one read serves both."""
+        while len(self._buffer) - self._at < n and (chunk := next(self._chunks, b"")):
+            self._buffer, self._at = self._buffer[self._at :] + chunk, 0
+        return self._buffer[self._at : self._at + n]
+
     def read(self, n: int = -1, /) -> bytes:
         n = self._left if n < 0 else min(n, self._left)
         parts = []
@@ -351,8 +357,8 @@ def _add_members(tar: tarfile.TarFile, gz: _GzipWriter, files: list[Listed], ope
         with opened:
             member = tarfile.TarInfo(f"output/{listed.path}")
             member.size, member.mtime, member.mode = opened.size, int(opened.mtime), 0o644
-            gz.store = not compressible_sample(b"".join(opened.chunks(0, min(SAMPLE_BYTES, opened.size) - 1)))
             with contextlib.closing(_Exact(opened)) as reader:
+                gz.store = not compressible_sample(reader.peek(SAMPLE_BYTES))
                 tar.addfile(member, reader)
             if not opened.unchanged():
                 raise _Changed

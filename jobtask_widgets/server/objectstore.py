@@ -32,6 +32,8 @@ import os
 from collections.abc import Generator
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import partial
+from pathlib import PurePosixPath
 from typing import Any, NoReturn, cast
 
 import obstore
@@ -42,9 +44,9 @@ from obstore.store import from_url
 from ..credentials import Credentials
 from ..errors import StoreError
 from ..redaction import redact
-from ..storelayout import ID_PATTERN, is_valid_id
+from ..storelayout import is_valid_id
 from .errors import NotInStore, StoreUnreachable
-from .storebase import CHUNK, QUICKLOOK_TYPES, Listed, StoreFile, TaskRef, is_relative_path, read_all
+from .storebase import CHUNK, QUICKLOOK_TYPES, Listed, StoreFile, TaskRef, checked_tasks, is_relative_path, read_all
 
 log = logging.getLogger("jobtask_widgets.server")
 
@@ -203,7 +205,6 @@ class ObjectStore:
 
     def __init__(self, url: str, *, endpoint_url: str | None = None, store: ObstoreStore | None = None) -> None:
         self.url = url.rstrip("/")
-        self.endpoint_url = endpoint_url
         self.store = store if store is not None else open_object_store(url, endpoint_url=endpoint_url)
 
     @property
@@ -329,7 +330,7 @@ class ObjectStore:
         self.require_task(ref)
         _, objects = self._children(f"{ref.key}/quicklooks/")
         names = (str(meta["path"]).rsplit("/", 1)[-1] for meta in objects)
-        return sorted(n for n in names if is_valid_id(n) and _suffix(n) in QUICKLOOK_TYPES)
+        return sorted(n for n in names if is_valid_id(n) and PurePosixPath(n).suffix.lower() in QUICKLOOK_TYPES)
 
     def open_quicklook(self, ref: TaskRef, name: str) -> ObjectFile:
         """One quicklook, opened, with its media type.
@@ -338,10 +339,10 @@ class ObjectStore:
             NotInStore: when the task or the quicklook is unknown, or the name is not an image's.
         """
         what = f"quicklook {name!r} of task {ref.task_id!r}"
-        if not is_valid_id(name) or _suffix(name) not in QUICKLOOK_TYPES:
+        if not is_valid_id(name) or PurePosixPath(name).suffix.lower() not in QUICKLOOK_TYPES:
             raise NotInStore(f"unknown {what}")
         self.require_task(ref)
-        return self._open(f"{ref.key}/quicklooks/{name}", what, QUICKLOOK_TYPES[_suffix(name)])
+        return self._open(f"{ref.key}/quicklooks/{name}", what, QUICKLOOK_TYPES[PurePosixPath(name).suffix.lower()])
 
     def output_files(self, ref: TaskRef) -> list[Listed]:
         """The objects under a task's ``output/``, by path relative to it, sorted.
@@ -429,36 +430,16 @@ class ObjectStore:
                 "(expected projects/{p}/jobs/{j}/tasks/{t}/info.json; `jobtask-widgets upload ROOT URL` "
                 "copies a store folder there)"
             )
-        tasks = sorted({tuple(key.split("/")[:6]) for key in keys if len(key.split("/")) >= 7})
-        refs, problems = [], []
-        for _, p, jobs, j, tasks_word, t in tasks:
-            if jobs != "jobs" or tasks_word != "tasks":
-                continue
-            rel = f"projects/{p}/jobs/{j}/tasks/{t}"
-            bad = [x for x in (p, j, t) if not is_valid_id(x)]
-            if bad:
-                problems.append(f"{rel}: name {bad[0]!r} is not a valid id ({ID_PATTERN.pattern})")
-                continue
+        parts = sorted({tuple(key.split("/")[:6]) for key in keys if len(key.split("/")) >= 7})
+        tasks = [(p, j, t) for _, p, jobs, j, word, t in parts if (jobs, word) == ("jobs", "tasks")]
+
+        def read_info(p: str, j: str, t: str) -> dict[str, Any]:
             try:
-                info = self._json(f"{rel}/info.json", "info.json")
+                return self._json(f"{TaskRef(p, j, t).key}/info.json", "info.json")
             except NotInStore:
-                problems.append(f"{rel}: no info.json")
-                continue
-            except StoreError as exc:
-                problems.append(f"{rel}: {exc}")
-                continue
-            if info.get("id") != t:
-                problems.append(f"{rel}: info.json has id {info.get('id')!r}, expected the name {t!r}")
-            else:
-                refs.append(TaskRef(p, j, t))
-        if problems:
-            raise StoreError(f"the store {self.url} has broken tasks:\n  " + "\n  ".join(problems))
-        return refs
+                raise StoreError("no info.json") from None
 
-
-def _suffix(name: str) -> str:
-    dot = name.rfind(".")
-    return name[dot:].lower() if dot > 0 else ""
+        return checked_tasks(self.url, ((ids, partial(read_info, *ids)) for ids in tasks))
 
 
 __all__ = ["SCHEMES", "ObjectFile", "ObjectStore", "StoreFile", "is_store_url", "open_object_store"]

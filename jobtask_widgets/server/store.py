@@ -34,15 +34,16 @@ import time
 from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from ..credentials import Credentials
 from ..errors import StoreError
 from ..jsonfile import read_json_object
-from ..storelayout import ID_PATTERN, is_valid_id, regular_files
+from ..storelayout import is_valid_id, regular_files
 from .errors import NotInStore
-from .storebase import CHUNK, QUICKLOOK_TYPES, Listed, TaskRef, is_relative_path
+from .storebase import CHUNK, QUICKLOOK_TYPES, Listed, TaskRef, checked_tasks, is_relative_path
 
 
 @dataclass(frozen=True)
@@ -407,28 +408,15 @@ class Store:
                 "(expected ROOT/projects/{p}/jobs/{j}/tasks/{t}/info.json; "
                 "`jobtask-widgets sample ROOT` writes an example)"
             )
-        refs, problems = [], []
-        for task in sorted(projects.glob("*/jobs/*/tasks/*")):
-            rel = task.relative_to(self.root).as_posix()
-            p, _, j, _, t = task.relative_to(projects).parts
-            bad = [x for x in (p, j, t) if not is_valid_id(x)]
-            if bad:
-                problems.append(f"{rel}: folder name {bad[0]!r} is not a valid id ({ID_PATTERN.pattern})")
-            elif self._inside(task) is None:
-                problems.append(f"{rel}: the folder is a link that leaves the store root")
-            elif task.is_dir():
-                try:
-                    info = _read_info(task / "info.json", self._inside(task / "info.json"))
-                except StoreError as exc:
-                    problems.append(f"{rel}: {exc}")
-                    continue
-                if info.get("id") != t:
-                    problems.append(f"{rel}: info.json has id {info.get('id')!r}, expected the folder name {t!r}")
-                else:
-                    refs.append(TaskRef(p, j, t))
-        if problems:
-            raise StoreError(f"the store {self.root} has broken tasks:\n  " + "\n  ".join(problems))
-        return refs
+
+        def read_info(task: Path) -> dict[str, Any] | None:
+            if self._inside(task) is None:
+                raise StoreError("the folder is a link that leaves the store root")
+            return _read_info(task / "info.json", self._inside(task / "info.json")) if task.is_dir() else None
+
+        tasks = sorted(projects.glob("*/jobs/*/tasks/*"))
+        found = (((t.parts[-5], t.parts[-3], t.parts[-1]), partial(read_info, t)) for t in tasks)
+        return checked_tasks(str(self.root), found)
 
 
 def _regular_inside(path: Path, base: Path) -> bool:

@@ -1,13 +1,6 @@
 """What every store gives the app, whether it is a folder (``store.py``) or object storage
-(``objectstore.py``): the same layout, the same names, the same errors.
-
-```
-ROOT/credentials.json
-ROOT/projects/{p}/jobs/{j}/tasks/{t}/
-    info.json      the task's metadata
-    output/        data.json and the result files
-    quicklooks/    PNG/JPEG previews
-```
+(``objectstore.py``): the same layout (``storelayout.py``), the same names, the same errors,
+and one start-up check of every task (:func:`checked_tasks`).
 
 A store hands a file over opened, as a :class:`StoreFile`: its size, time and version as they
 were when it was opened, and reads of exactly that version (a local file through its open
@@ -18,13 +11,14 @@ joins two versions.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 from ..credentials import Credentials
+from ..errors import StoreError
+from ..storelayout import ID_PATTERN, is_valid_id
 
 QUICKLOOK_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
 CHUNK = 256 * 1024
@@ -166,9 +160,40 @@ def read_all(opened: StoreFile) -> bytes:
     return b"".join(opened.chunks())
 
 
-def etag_of_version(version: str) -> str:
-    """A strong ETag of one version of a file (see :attr:`StoreFile.version`)."""
-    return f'"{hashlib.sha256(version.encode()).hexdigest()[:32]}"'
+def checked_tasks(
+    where: str, found: Iterable[tuple[tuple[str, str, str], Callable[[], Mapping[str, Any] | None]]]
+) -> list[TaskRef]:
+    """The tasks a store holds, checked; or a ``StoreError`` naming every broken one.
+
+    Args:
+        where: The store, for the message.
+        found: Each candidate's ``(project, job, task)`` names and a function that reads its
+            ``info.json`` (``StoreError`` saying why it cannot; None for no task at all, such as
+            a stray file among the task folders).
+
+    Raises:
+        StoreError: when a name is no valid id, an ``info.json`` cannot be read, or its ``id``
+            differs from the task's name.
+    """
+    refs, problems = [], []
+    for (p, j, t), read_info in found:
+        ref = TaskRef(p, j, t)
+        bad = [x for x in (p, j, t) if not is_valid_id(x)]
+        if bad:
+            problems.append(f"{ref.key}: folder name {bad[0]!r} is not a valid id ({ID_PATTERN.pattern})")
+            continue
+        try:
+            info = read_info()
+        except StoreError as exc:
+            problems.append(f"{ref.key}: {exc}")
+            continue
+        if info is not None and info.get("id") != t:
+            problems.append(f"{ref.key}: info.json has id {info.get('id')!r}, expected the folder name {t!r}")
+        elif info is not None:
+            refs.append(ref)
+    if problems:
+        raise StoreError(f"the store {where} has broken tasks:\n  " + "\n  ".join(problems))
+    return refs
 
 
 def is_relative_path(path: str) -> bool:
@@ -184,7 +209,7 @@ __all__ = [
     "StoreFile",
     "TaskRef",
     "TaskStore",
-    "etag_of_version",
+    "checked_tasks",
     "is_relative_path",
     "read_all",
 ]

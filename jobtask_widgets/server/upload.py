@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import obstore
 from obstore.exceptions import BaseError
@@ -24,7 +25,7 @@ from ..errors import StoreError
 from .errors import NotInStore, StoreUnreachable
 from .objectstore import is_store_url, open_object_store
 from .store import Store, open_inside
-from .storebase import StoreFile, TaskRef
+from .storebase import StoreFile
 
 
 @dataclass(frozen=True)
@@ -74,11 +75,12 @@ def upload_store(
             first.append((f"{ref.key}/output/{listed.path}", partial(folder.open_output_file, ref, listed.path)))
         for name in folder.quicklook_names(ref):
             first.append((f"{ref.key}/quicklooks/{name}", partial(folder.open_quicklook, ref, name)))
-        last.append((f"{ref.key}/info.json", partial(_open_info, folder, ref)))
-    credentials = open_inside(folder.root / "credentials.json", folder.root, "application/json")
+        task = folder.task_dir(ref)
+        last.append((f"{ref.key}/info.json", partial(_open_inside, task / "info.json", task)))
+    credentials = open_inside(folder.root / "credentials.json", folder.root)
     if credentials is not None:
         credentials.close()
-        last.append(("credentials.json", partial(_open_credentials, folder)))
+        last.append(("credentials.json", partial(_open_inside, folder.root / "credentials.json", folder.root)))
     size = 0
     for key, opener in first + last:
         try:
@@ -87,7 +89,8 @@ def upload_store(
             raise StoreError(f"{key} went away during the upload; run it again") from exc
         with opened:
             try:
-                obstore.put(store, key, opened.chunks(size=8 * 1024 * 1024))
+                with contextlib.closing(opened.chunks(size=8 * 1024 * 1024)) as chunks:
+                    obstore.put(store, key, chunks)
             except BaseError as exc:
                 raise StoreUnreachable(f"cannot write {key} to {url}: {str(exc).strip().splitlines()[0]}") from exc
             if not opened.unchanged():  # what was put is a part of it: take it away again
@@ -100,18 +103,11 @@ def upload_store(
     return Uploaded(len(first) + len(last), size, len(refs))
 
 
-def _open_info(folder: Store, ref: TaskRef) -> StoreFile:
-    task = folder.task_dir(ref)
-    opened = open_inside(task / "info.json", task, "application/json")
+def _open_inside(path: Path, base: Path) -> StoreFile:
+    """``path`` opened as the folder's server opens it; ``NotInStore`` when it is gone or no regular file."""
+    opened = open_inside(path, base, "application/json")
     if opened is None:
-        raise NotInStore(f"no info.json in {task}")
-    return opened
-
-
-def _open_credentials(folder: Store) -> StoreFile:
-    opened = open_inside(folder.root / "credentials.json", folder.root, "application/json")
-    if opened is None:
-        raise NotInStore("no credentials.json")
+        raise NotInStore(f"no regular file at {path}")
     return opened
 
 

@@ -4,6 +4,7 @@ served from its folder."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import os
@@ -175,7 +176,7 @@ def test_the_archive_is_built_from_the_objects_and_served_with_ranges(s3_api: Ap
     expected = {f"output/{p.relative_to(output).as_posix()}": p.read_bytes() for p in output.rglob("*") if p.is_file()}
     assert _members(whole.content) == expected
     digest = hashlib.sha256(whole.content).digest()
-    assert whole.headers["repr-digest"] == f"sha-256=:{__import__('base64').b64encode(digest).decode()}:"
+    assert whole.headers["repr-digest"] == f"sha-256=:{base64.b64encode(digest).decode()}:"
     part = requests.get(url, headers={"Range": "bytes=1000-1999", "If-Range": whole.headers["etag"]}, timeout=60)
     assert part.status_code == 206 and part.content == whole.content[1000:2000]
     assert part.headers["content-range"] == f"bytes 1000-1999/{len(whole.content)}"
